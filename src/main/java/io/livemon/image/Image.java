@@ -1,0 +1,102 @@
+package io.livemon.image;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * One opened disk image file (a qcow2 or raw layer) with, optionally, the image it is backed by.
+ *
+ * <p>Reads go through the backing chain: what this layer does not allocate comes from {@link #backing()},
+ * and reads past the end of a shorter backing image return zeroes. Writes land in this layer only, with
+ * copy-on-write of partial clusters from the backing chain. Every method may be called from several
+ * threads at once; requests on overlapping ranges are serialised by the implementation.
+ */
+public interface Image extends Closeable {
+
+    /** The file name as the image was opened (QEMU shows this string, e.g. {@code file-D.img}). */
+    String filename();
+
+    /** The file on disk. */
+    Path path();
+
+    /** {@code "qcow2"} or {@code "raw"}. */
+    String format();
+
+    /** Guest-visible size in bytes. */
+    long size();
+
+    boolean isReadOnly();
+
+    /** Reopens the image read-write or read-only (as QEMU does for an intermediate stream target). */
+    void setReadOnly(boolean readOnly) throws IOException;
+
+    /** The backing image, or null. */
+    Image backing();
+
+    /** The backing file name as stored in the header, or null when there is none. */
+    String backingFileString();
+
+    /** The backing format as stored in the header extension, or null. */
+    String backingFormatString();
+
+    /** Reads {@code len} guest bytes at {@code offset} through the chain. Offset + len must be within size(). */
+    void read(long offset, byte[] buf, int bufOffset, int len) throws IOException;
+
+    /** Writes guest bytes into this layer. */
+    void write(long offset, byte[] buf, int bufOffset, int len) throws IOException;
+
+    /** Makes the range read as zeroes (qcow2: zero clusters where whole clusters are covered). */
+    void writeZeroes(long offset, long len) throws IOException;
+
+    /**
+     * Discards the range in this layer. For qcow2 whole clusters become unallocated (or zero clusters when the
+     * image has a backing file, so that the backing data does not show through — as QEMU does); partial
+     * clusters are left as they are.
+     */
+    void discard(long offset, long len) throws IOException;
+
+    /** Makes every completed write durable (data, then metadata, then fsync). */
+    void flush() throws IOException;
+
+    /**
+     * Allocation status of this layer only at {@code offset}: the kind of the run that starts there and its length
+     * (at most {@code maxLen}, at least 1 byte unless offset == size). Must skip huge unallocated regions without
+     * visiting clusters one by one (an unallocated L2 table covers its whole range at once).
+     */
+    BlockStatus blockStatus(long offset, long maxLen) throws IOException;
+
+    /**
+     * Whether the range starting at {@code offset} is allocated in this image or any image of its chain above
+     * {@code base} (exclusive; null base = the whole chain), and for how many bytes that answer holds
+     * (at most maxLen). An allocated or zero run counts as allocated, as in QEMU.
+     */
+    Allocation isAllocatedAbove(long offset, long maxLen, Image base) throws IOException;
+
+    /**
+     * Copies the guest-visible data of [offset, offset+len) from the backing chain into every cluster of this layer
+     * in that range that is still unallocated here, atomically with respect to guest writes on this image (a guest
+     * write that lands first is never overwritten; one that comes later waits). This is the stream job's copy step.
+     * Returns the number of bytes actually written to this layer.
+     */
+    long copyUpFromBacking(long offset, long len) throws IOException;
+
+    /**
+     * Makes {@code newBacking} the backing image of this one (null: none) and rewrites the header's backing file
+     * string and backing format (null format: no format extension). In-flight requests finish first.
+     */
+    void changeBackingFile(Image newBacking, String backingFileString, String backingFormat) throws IOException;
+
+    /** Replaces the in-memory backing pointer without touching the header (used when opening chains). */
+    void setBacking(Image backing);
+
+    /** Grows or shrinks the guest-visible size. */
+    void resize(long newSize) throws IOException;
+
+    /** Facts for {@code info block -v} / query-named-block-nodes: cluster size, compat, refcount bits, dirty... */
+    ImageInfo info() throws IOException;
+
+    /** Closes this layer only (not its backing image); clears the dirty bit if set. */
+    @Override
+    void close() throws IOException;
+}
