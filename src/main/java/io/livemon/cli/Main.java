@@ -1,7 +1,93 @@
 package io.livemon.cli;
 
-public final class Main {
+import io.livemon.Version;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The {@code livemon} command line: QEMU-style options (so that QEMU command lines run unchanged) plus livemon's own.
+ * Declared for picocli, which also generates the shell completion scripts from this model.
+ */
+@Command(name = "livemon", mixinStandardHelpOptions = false, sortOptions = false,
+        description = "A QEMU 7.2-compatible human monitor for live block operations on qcow2 images.%n"
+                + "Without -drive it creates the demo chain [A] <- [B] <- [C] <- [D] <- [E] and attaches E as virtio0.")
+public final class Main implements Callable<Integer> {
+
+    @Option(names = "-drive", paramLabel = "OPTS", description = "file=PATH[,if=none|virtio|ide|scsi][,id=ID]"
+            + "[,format=qcow2|raw][,node-name=NAME][,backing.node-name=NAME][,readonly=on|off][,cache=MODE]")
+    List<String> drives = new ArrayList<>();
+
+    @Option(names = {"-x", "--script"}, paramLabel = "FILE", description = "replay a monitor script")
+    String script;
+
+    @Option(names = "--strict", description = "stop a script at the first failing command (exit status 1)")
+    boolean strict;
+
+    @Option(names = "--events", description = "print job events even when standard input is not a terminal")
+    boolean events;
+
+    @Option(names = "--history", paramLabel = "FILE", description = "history file (default ~/.livemon_history)")
+    String history;
+
+    @Option(names = "-qmp", paramLabel = "DEV", description = "serve QMP: unix:PATH,server=on,wait=off or "
+            + "tcp:HOST:PORT,server=on,wait=off")
+    List<String> qmp = new ArrayList<>();
+
+    @Option(names = "-chardev", paramLabel = "OPTS", description = "socket,id=ID,path=PATH,server=on,wait=off")
+    List<String> chardevs = new ArrayList<>();
+
+    @Option(names = "-mon", paramLabel = "OPTS", description = "chardev=ID,mode=control")
+    List<String> mons = new ArrayList<>();
+
+    @Option(names = {"-M", "-machine"}, paramLabel = "MACHINE", description = "accepted and ignored")
+    String machine;
+
+    @Option(names = "-nodefaults", description = "accepted and ignored")
+    boolean nodefaults;
+
+    @Option(names = "-display", paramLabel = "TYPE", description = "accepted and ignored")
+    String display;
+
+    @Option(names = "-S", description = "start with the VM paused (info status says so)")
+    boolean startPaused;
+
+    @Option(names = "-name", paramLabel = "NAME", description = "a name for this instance")
+    String name;
+
+    @Option(names = "-monitor", paramLabel = "DEV", description = "accepted (the monitor is always on stdio)")
+    String monitor;
+
+    @Option(names = "--version", versionHelp = true, description = "print the version and exit")
+    boolean versionRequested;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "print this help and exit")
+    boolean helpRequested;
+
+    @Override
+    public Integer call() throws Exception {
+        return new Launcher(this).run();
+    }
+
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        cl.getCommandSpec().version("livemon " + Version.LIVEMON_VERSION + " (QEMU " + Version.QEMU_VERSION
+                + " monitor behaviour)");
+        cl.setParameterExceptionHandler((ex, args) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            err.println("livemon: " + ex.getMessage());
+            err.flush();
+            return 1;
+        });
+        return cl;
+    }
+
     public static void main(String[] args) {
-        System.out.println("livemon");
+        LogFile.configure();
+        System.exit(commandLine().execute(args));
     }
 }

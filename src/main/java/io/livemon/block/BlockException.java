@@ -1,0 +1,61 @@
+package io.livemon.block;
+
+/**
+ * A block operation was refused or failed. The message is QEMU's text; {@link #errorClass()} is the QMP error class
+ * a QMP front end reports. How the message is shown (with or without {@code Error: }) is the front end's choice.
+ */
+public class BlockException extends Exception {
+
+    /** QMP error classes, as QEMU names them on the wire. */
+    public enum ErrorClass {
+        GENERIC_ERROR("GenericError"),
+        COMMAND_NOT_FOUND("CommandNotFound"),
+        DEVICE_NOT_ACTIVE("DeviceNotActive"),
+        DEVICE_NOT_FOUND("DeviceNotFound");
+
+        private final String wireName;
+
+        ErrorClass(String wireName) {
+            this.wireName = wireName;
+        }
+
+        public String wireName() {
+            return wireName;
+        }
+    }
+
+    private final ErrorClass errorClass;
+
+    public BlockException(String message) {
+        this(ErrorClass.GENERIC_ERROR, message);
+    }
+
+    public BlockException(ErrorClass errorClass, String message) {
+        super(message);
+        this.errorClass = errorClass;
+    }
+
+    public BlockException(String message, Throwable cause) {
+        super(message, cause);
+        this.errorClass = ErrorClass.GENERIC_ERROR;
+    }
+
+    public ErrorClass errorClass() {
+        return errorClass;
+    }
+
+    // --- the catalogue of messages that several operations share ---
+
+    static BlockException cannotFind(String device, String nodeName) {
+        return new BlockException("Cannot find device='" + device + "' nor node-name='" + nodeName + "'");
+    }
+
+    static BlockException jobNotFound(String id) {
+        return new BlockException(ErrorClass.DEVICE_NOT_ACTIVE, "Block job '" + id + "' not found");
+    }
+
+    static BlockException busy(String name, Job job) {
+        return new BlockException("Node '" + name + "' is busy: block device is in use by block job: "
+                + job.type().qapiName());
+    }
+}

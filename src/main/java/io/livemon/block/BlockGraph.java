@@ -1,0 +1,489 @@
+package io.livemon.block;
+
+import io.livemon.image.Image;
+import io.livemon.image.ImageException;
+import io.livemon.image.Images;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The block graph: devices (drives), the nodes under them and the jobs working on them. Both monitors call its
+ * typed operations; it is the one place that knows which node is which and who holds it.
+ */
+public final class BlockGraph implements JobContext, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(BlockGraph.class);
+
+    private final Path cwd;
+    private final EventBus events = new EventBus();
+
+    /**
+     * Guards {@link #devices}, {@link #nodes}, {@link #jobs}, {@link #blockers}, every device's root and every node's
+     * backing link while they change. Never held during data I/O.
+     */
+    private final Object lock = new Object();
+    private final Map<String, BlockDevice> devices = new LinkedHashMap<>();
+    /** All nodes in creation order (the order {@code info block -n} lists them). */
+    private final List<BlockNode> nodes = new ArrayList<>();
+    /** Jobs by id, in creation order. */
+    private final Map<String, Job> jobs = new LinkedHashMap<>();
+    /** Which job holds which node. */
+    private final Map<BlockNode, Job> blockers = new LinkedHashMap<>();
+    /** Counter of QEMU's generated node names ({@code #block<counter><2 random digits>}). */
+    private long nodeNameCounter;
+
+    public BlockGraph(Path cwd) {
+        this.cwd = cwd.toAbsolutePath();
+    }
+
+    public Path cwd() {
+        return cwd;
+    }
+
+    @Override
+    public EventBus events() {
+        return events;
+    }
+
+    // ---------------------------------------------------------------- drives
+
+    /** Opens a {@code -drive}: the image chain, its format and protocol nodes, and the device. */
+    public BlockDevice addDrive(DriveOptions o) throws BlockException {
+        String file = o.file();
+        if (file == null || file.isEmpty()) {
+            throw new BlockException("A block device must be specified for \"file\"");
+        }
+        String format = o.format();
+        if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
+            throw new BlockException("Unknown driver '" + format + "'");
+        }
+        String cache = o.cacheModeWords();
+        synchronized (lock) {
+            String id = o.id() != null ? o.id() : defaultDriveId(o.interfaceType());
+            if (devices.containsKey(id)) {
+                throw new BlockException("Duplicate ID '" + id + "' for drive");
+            }
+            checkNodeNameFree(o.nodeName());
+            Image top;
+            try {
+                top = Images.openChain(cwd, file, format, o.readOnly());
+            } catch (IOException e) {
+                throw new BlockException(e.getMessage(), e);
+            }
+            BlockNode root;
+            try {
+                root = addChainNodes(top, depth -> depth == 0 ? o.nodeName() : o.backingNodeName(depth));
+            } catch (BlockException e) {
+                closeChain(top);
+                throw e;
+            }
+            BlockDevice d = new BlockDevice(id, o.interfaceType(), root, cache);
+            devices.put(id, d);
+            LOG.info("drive {} opened on {}", id, file);
+            return d;
+        }
+    }
+
+    private String defaultDriveId(String ifType) {
+        for (int i = 0; ; i++) {
+            String id = switch (ifType) {
+                case "ide" -> "ide" + (i / 2) + "-hd" + (i % 2);
+                case "scsi" -> "scsi0-hd" + i;
+                default -> ifType + i;
+            };
+            if (!devices.containsKey(id)) {
+                return id;
+            }
+        }
+    }
+
+    private void checkNodeNameFree(String name) throws BlockException {
+        if (name != null && findNodeLocked(name) != null) {
+            throw new BlockException("Duplicate nodes with node-name='" + name + "'");
+        }
+    }
+
+    /**
+     * Adds nodes for an opened chain, bottom first (the order QEMU lists them), named by depth (0 = top; a null
+     * name means a generated one). Caller holds the lock. Returns the top node.
+     */
+    private BlockNode addChainNodes(Image top, java.util.function.IntFunction<String> nameAtDepth)
+            throws BlockException {
+        List<Image> chain = new ArrayList<>();
+        for (Image i = top; i != null; i = i.backing()) {
+            chain.add(i);
+        }
+        for (int depth = 0; depth < chain.size(); depth++) {
+            checkNodeNameFree(nameAtDepth.apply(depth));
+        }
+        BlockNode below = null;
+        for (int depth = chain.size() - 1; depth >= 0; depth--) {
+            BlockNode n = addFormatNode(chain.get(depth), nameAtDepth.apply(depth), true);
+            n.setBacking(below);
+            below = n;
+        }
+        return below;
+    }
+
+    private static void closeChain(Image top) {
+        for (Image i = top; i != null; i = i.backing()) {
+            DriveOperations.closeQuietly(i);
+        }
+    }
+
+    /** Adds a format node for {@code image} and its protocol node; caller holds the lock. */
+    private BlockNode addFormatNode(Image image, String name, boolean withProtocolNode) throws BlockException {
+        checkNodeNameFree(name);
+        BlockNode file = new BlockNode(generateNodeName(), true, BlockNode.Role.PROTOCOL, "file", image, null, false);
+        boolean auto = name == null;
+        BlockNode fmt = new BlockNode(auto ? generateNodeName() : name, auto, BlockNode.Role.FORMAT, image.format(),
+                image, file, false);
+        nodes.add(fmt);
+        if (withProtocolNode) {
+            nodes.add(file);
+        }
+        return fmt;
+    }
+
+    String generateNodeName() {
+        return String.format("#block%03d%02d", nodeNameCounter++, ThreadLocalRandom.current().nextInt(100));
+    }
+
+    /** Inserts a job's filter node above {@code below}; returns the filter. Caller: the job starting. */
+    BlockNode insertFilter(BlockDevice device, BlockNode below, String driver) {
+        synchronized (lock) {
+            BlockNode f = new BlockNode(generateNodeName(), true, BlockNode.Role.FILTER, driver, below.image(), below,
+                    true);
+            nodes.add(f);
+            if (device != null && device.root() == below) {
+                device.setRoot(f);
+            }
+            return f;
+        }
+    }
+
+    void removeFilter(BlockDevice device, BlockNode filter) {
+        synchronized (lock) {
+            nodes.remove(filter);
+            if (device != null && device.root() == filter) {
+                device.setRoot(filter.child());
+            }
+        }
+    }
+
+    /** Removes format nodes (and their protocol nodes) from the graph and closes their images. */
+    void dropNodes(List<BlockNode> dropped) {
+        synchronized (lock) {
+            for (BlockNode n : dropped) {
+                nodes.remove(n);
+                nodes.remove(n.child());
+            }
+        }
+        for (BlockNode n : dropped) {
+            try {
+                n.image().close();
+            } catch (IOException e) {
+                LOG.warn("closing {} failed", n.filename(), e);
+            }
+        }
+    }
+
+    /** Registers a new top node created by a snapshot and makes it the device's root. */
+    BlockNode attachOverlay(BlockDevice device, Image overlay, String nodeName, BlockNode oldTop)
+            throws BlockException {
+        synchronized (lock) {
+            BlockNode n = addFormatNode(overlay, nodeName, true);
+            n.setBacking(oldTop);
+            device.setRoot(n);
+            return n;
+        }
+    }
+
+    /** drive_del: removes the device and closes its chain. */
+    void removeDevice(BlockDevice d) {
+        synchronized (lock) {
+            devices.remove(d.id());
+        }
+        removeMedium(d);
+    }
+
+    /** eject: closes the drive's chain; the drive stays, empty. */
+    void removeMedium(BlockDevice d) {
+        List<BlockNode> chain = DriveOperations.chainOf(d.root());
+        synchronized (lock) {
+            d.setRoot(null);
+        }
+        for (BlockNode n : chain) {
+            try {
+                n.image().flush();
+            } catch (IOException e) {
+                LOG.warn("flush of {} failed", n.filename(), e);
+            }
+        }
+        dropNodes(chain);
+    }
+
+    /** change: opens a new chain into an empty (or emptied) drive. */
+    void insertMedium(BlockDevice d, String file, String format, boolean readOnly) throws BlockException {
+        Image top;
+        try {
+            top = Images.openChain(cwd, file, format, readOnly);
+        } catch (IOException e) {
+            throw new BlockException(e.getMessage(), e);
+        }
+        if (d.root() != null) {
+            removeMedium(d);
+        }
+        synchronized (lock) {
+            d.setRoot(addChainNodes(top, depth -> null));
+        }
+    }
+
+    // ---------------------------------------------------------------- lookups
+
+    public List<BlockDevice> devices() {
+        synchronized (lock) {
+            return new ArrayList<>(devices.values());
+        }
+    }
+
+    public List<BlockNode> nodes() {
+        synchronized (lock) {
+            return new ArrayList<>(nodes);
+        }
+    }
+
+    public BlockDevice device(String id) {
+        synchronized (lock) {
+            return devices.get(id);
+        }
+    }
+
+    public BlockNode findNode(String name) {
+        synchronized (lock) {
+            return findNodeLocked(name);
+        }
+    }
+
+    private BlockNode findNodeLocked(String name) {
+        for (BlockNode n : nodes) {
+            if (n.name().equals(name)) {
+                return n;
+            }
+        }
+        return null;
+    }
+
+    /** QEMU's lookup by device id or node name; the error names both as QEMU does. */
+    public BlockNode lookupNode(String device, String nodeName) throws BlockException {
+        synchronized (lock) {
+            if (device != null) {
+                BlockDevice d = devices.get(device);
+                if (d != null && d.root() != null) {
+                    return d.root();
+                }
+            }
+            if (nodeName != null) {
+                BlockNode n = findNodeLocked(nodeName);
+                if (n != null) {
+                    return n;
+                }
+            }
+            throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+        }
+    }
+
+    /** The device whose root (below filters) is {@code node}, or null. */
+    public BlockDevice deviceOf(BlockNode node) {
+        synchronized (lock) {
+            for (BlockDevice d : devices.values()) {
+                if (d.root() != null && (d.root() == node || d.root().skipFilters() == node.skipFilters())) {
+                    return d;
+                }
+            }
+            return null;
+        }
+    }
+
+    /** The name QEMU uses for a node in messages: its device's id if it is a device's root, else its node name. */
+    public String deviceOrNodeName(BlockNode node) {
+        BlockDevice d = deviceOf(node);
+        return d != null ? d.id() : node.name();
+    }
+
+    /** Fails with QEMU's busy error when a job holds {@code node}. */
+    void checkNotBusy(BlockNode node) throws BlockException {
+        synchronized (lock) {
+            Job j = blockers.get(node.skipFilters());
+            if (j != null) {
+                throw BlockException.busy(deviceOrNodeName(node), j);
+            }
+        }
+    }
+
+    Job blocker(BlockNode node) {
+        synchronized (lock) {
+            return blockers.get(node.skipFilters());
+        }
+    }
+
+    // ---------------------------------------------------------------- jobs
+
+    /** Registers a job on its nodes and starts it. Fails if the id or a node is taken. */
+    void startJob(Job job) throws BlockException {
+        synchronized (lock) {
+            if (jobs.containsKey(job.id())) {
+                throw new BlockException("Job ID '" + job.id() + "' already in use");
+            }
+            for (BlockNode n : job.blockedNodes()) {
+                checkNotBusy(n);
+            }
+            jobs.put(job.id(), job);
+            for (BlockNode n : job.blockedNodes()) {
+                blockers.put(n, job);
+            }
+        }
+        job.start();
+    }
+
+    @Override
+    public void jobEnded(Job job) {
+        synchronized (lock) {
+            jobs.remove(job.id(), job);
+            blockers.values().removeIf(j -> j == job);
+            lock.notifyAll();
+        }
+    }
+
+    /** The job with this id, or QEMU's "Block job 'X' not found". */
+    public Job job(String id) throws BlockException {
+        synchronized (lock) {
+            Job j = jobs.get(id);
+            if (j == null) {
+                throw BlockException.jobNotFound(id);
+            }
+            return j;
+        }
+    }
+
+    /** The job with this id for the {@code job-*} commands ("Job not found"). */
+    public Job genericJob(String id) throws BlockException {
+        synchronized (lock) {
+            Job j = jobs.get(id);
+            if (j == null) {
+                throw new BlockException("Job not found");
+            }
+            return j;
+        }
+    }
+
+    /** Every job, newest first (as {@code info block-jobs} lists them). */
+    public List<JobInfo> jobInfos() {
+        List<Job> list;
+        synchronized (lock) {
+            list = new ArrayList<>(jobs.values());
+        }
+        List<JobInfo> infos = new ArrayList<>();
+        for (int i = list.size() - 1; i >= 0; i--) {
+            infos.add(list.get(i).info());
+        }
+        return infos;
+    }
+
+    public boolean hasJobs() {
+        synchronized (lock) {
+            return !jobs.isEmpty();
+        }
+    }
+
+    /** Waits until no job is left or the timeout passes; returns whether none is left. */
+    public boolean awaitNoJobs(long timeoutMillis) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        synchronized (lock) {
+            while (!jobs.isEmpty()) {
+                long left = deadline - System.currentTimeMillis();
+                if (left <= 0) {
+                    return false;
+                }
+                lock.wait(left);
+            }
+            return true;
+        }
+    }
+
+    // ---------------------------------------------------------------- shutdown
+
+    /**
+     * Stops every job cleanly (force-cancel, wait), dismisses concluded ones, then flushes and closes every image,
+     * which clears their dirty bits.
+     */
+    @Override
+    public void close() {
+        List<Job> running;
+        synchronized (lock) {
+            running = new ArrayList<>(jobs.values());
+        }
+        for (Job j : running) {
+            try {
+                if (j.status() == JobStatus.CONCLUDED) {
+                    j.dismiss();
+                } else {
+                    j.cancel(true);
+                }
+            } catch (BlockException e) {
+                LOG.debug("stopping job {}: {}", j.id(), e.getMessage());
+            }
+        }
+        try {
+            awaitNoJobs(30_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        synchronized (lock) {
+            for (Job j : new ArrayList<>(jobs.values())) {
+                if (j.status() == JobStatus.CONCLUDED) {
+                    try {
+                        j.dismiss();
+                    } catch (BlockException e) {
+                        LOG.debug("dismiss {}", j.id(), e);
+                    }
+                }
+            }
+        }
+        List<BlockNode> all = nodes();
+        for (int i = all.size() - 1; i >= 0; i--) {
+            BlockNode n = all.get(i);
+            if (n.role() != BlockNode.Role.FORMAT) {
+                continue;
+            }
+            try {
+                n.image().flush();
+            } catch (IOException e) {
+                LOG.warn("flush of {} failed", n.filename(), e);
+            }
+            try {
+                n.image().close();
+            } catch (IOException e) {
+                LOG.warn("close of {} failed", n.filename(), e);
+            }
+        }
+        synchronized (lock) {
+            nodes.clear();
+            devices.clear();
+        }
+    }
+
+    static BlockException wrap(IOException e) {
+        if (e instanceof ImageException) {
+            return new BlockException(e.getMessage(), e);
+        }
+        String m = e.getMessage();
+        return new BlockException(m == null ? "Input/output error" : m, e);
+    }
+}

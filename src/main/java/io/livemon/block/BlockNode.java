@@ -1,0 +1,170 @@
+package io.livemon.block;
+
+import io.livemon.image.Image;
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A node of the block graph: a format node (qcow2/raw image layer, with its protocol child and its backing node),
+ * the protocol ("file") node under it, or a filter a job inserts above a node (e.g. stream's copy-on-read).
+ * Guest I/O enters at a device's root node and is passed down to the image that serves it.
+ */
+public final class BlockNode {
+
+    /** What kind of node this is, for routing I/O and for {@code info block -n}. */
+    public enum Role { FORMAT, PROTOCOL, FILTER }
+
+    private final String name;
+    private final boolean autoNamed;
+    private final Role role;
+    /** Driver name as QEMU shows it: qcow2, raw, file, copy-on-read. */
+    private final String driver;
+    /** The image this node serves (for a protocol node: the image of its format parent). */
+    private final Image image;
+    /** Protocol child of a format node; the filtered node of a filter; null for protocol nodes. */
+    private final BlockNode child;
+    /** The backing node in the chain (format nodes only); changed by jobs under the graph lock. */
+    private volatile BlockNode backing;
+    /** Implicit filters (inserted by a job without a name) are skipped by {@code info block}. */
+    private final boolean implicit;
+    /** Guest-write observers (jobs); copy-on-write so the write path takes no lock to read it. */
+    private final List<WriteListener> writeListeners = new CopyOnWriteArrayList<>();
+
+    BlockNode(String name, boolean autoNamed, Role role, String driver, Image image, BlockNode child,
+              boolean implicit) {
+        this.name = name;
+        this.autoNamed = autoNamed;
+        this.role = role;
+        this.driver = driver;
+        this.image = image;
+        this.child = child;
+        this.implicit = implicit;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public boolean autoNamed() {
+        return autoNamed;
+    }
+
+    public Role role() {
+        return role;
+    }
+
+    public String driver() {
+        return driver;
+    }
+
+    public Image image() {
+        return image;
+    }
+
+    public BlockNode child() {
+        return child;
+    }
+
+    public BlockNode backing() {
+        return backing;
+    }
+
+    void setBacking(BlockNode backing) {
+        this.backing = backing;
+    }
+
+    public boolean implicit() {
+        return implicit;
+    }
+
+    public boolean isFilter() {
+        return role == Role.FILTER;
+    }
+
+    /** The format node below any filters. */
+    public BlockNode skipFilters() {
+        BlockNode n = this;
+        while (n.role == Role.FILTER) {
+            n = n.child;
+        }
+        return n;
+    }
+
+    public String filename() {
+        return image.filename();
+    }
+
+    public boolean readOnly() {
+        return image.isReadOnly();
+    }
+
+    /** Number of images below this one in its backing chain. */
+    public int chainDepth() {
+        int d = 0;
+        for (BlockNode b = skipFilters().backing; b != null; b = b.backing) {
+            d++;
+        }
+        return d;
+    }
+
+    void addWriteListener(WriteListener l) {
+        writeListeners.add(l);
+    }
+
+    void removeWriteListener(WriteListener l) {
+        writeListeners.remove(l);
+    }
+
+    // ---------------------------------------------------------------- guest I/O path
+
+    public long size() {
+        return skipFilters().image.size();
+    }
+
+    public void read(long offset, byte[] buf, int off, int len) throws IOException {
+        skipFilters().image.read(offset, buf, off, len);
+    }
+
+    public void write(long offset, byte[] buf, int off, int len) throws IOException {
+        BlockNode target = skipFilters();
+        target.notifyBefore(offset, len);
+        target.image.write(offset, buf, off, len);
+        target.notifyAfter(offset, len);
+    }
+
+    public void writeZeroes(long offset, long len) throws IOException {
+        BlockNode target = skipFilters();
+        target.notifyBefore(offset, len);
+        target.image.writeZeroes(offset, len);
+        target.notifyAfter(offset, len);
+    }
+
+    public void discard(long offset, long len) throws IOException {
+        BlockNode target = skipFilters();
+        target.notifyBefore(offset, len);
+        target.image.discard(offset, len);
+        target.notifyAfter(offset, len);
+    }
+
+    public void flush() throws IOException {
+        skipFilters().image.flush();
+    }
+
+    private void notifyBefore(long offset, long len) throws IOException {
+        for (WriteListener l : writeListeners) {
+            l.beforeWrite(offset, len);
+        }
+    }
+
+    private void notifyAfter(long offset, long len) {
+        for (WriteListener l : writeListeners) {
+            l.afterWrite(offset, len);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name + "(" + driver + ")";
+    }
+}

@@ -1,0 +1,79 @@
+package io.livemon.block;
+
+import io.livemon.image.BlockStatus;
+import io.livemon.image.Image;
+import java.io.IOException;
+
+/**
+ * HMP's synchronous {@code commit DEVICE|all}: writes the data the top image holds into its immediate backing file,
+ * then empties the top. The chain and every backing string stay as they are. Not the block-commit job.
+ */
+public final class DriveCommit {
+    private static final int BUFFER = 1 << 20;
+
+    private DriveCommit() {
+    }
+
+    /** Messages here carry no {@code Error: } prefix in HMP (QEMU 7.2). */
+    public static void commit(BlockGraph graph, String deviceName) throws BlockException {
+        if (deviceName.equals("all")) {
+            for (BlockDevice d : graph.devices()) {
+                if (d.root() != null && d.root().skipFilters().backing() != null && graph.blocker(d.root()) == null) {
+                    commitDevice(graph, d);
+                }
+            }
+            return;
+        }
+        BlockDevice d = graph.device(deviceName);
+        if (d == null || d.root() == null) {
+            throw new BlockException("Device '" + deviceName + "' not found");
+        }
+        if (graph.blocker(d.root()) != null || d.root().isFilter()) {
+            throw new BlockException("'commit' error for '" + deviceName + "': Device or resource busy");
+        }
+        if (d.root().backing() == null) {
+            throw new BlockException("'commit' error for '" + deviceName + "': Operation not supported");
+        }
+        commitDevice(graph, d);
+    }
+
+    private static void commitDevice(BlockGraph graph, BlockDevice d) throws BlockException {
+        BlockNode top = d.root().skipFilters();
+        Image topImage = top.image();
+        Image backing = top.backing().image();
+        boolean wasReadOnly = backing.isReadOnly();
+        try {
+            if (wasReadOnly) {
+                backing.setReadOnly(false);
+            }
+            long size = Math.min(topImage.size(), backing.size());
+            byte[] buf = new byte[BUFFER];
+            for (long off = 0; off < size; ) {
+                BlockStatus st = topImage.blockStatus(off, Math.min(BUFFER, size - off));
+                long n = Math.max(1, Math.min(st.length(), size - off));
+                switch (st.kind()) {
+                    case DATA -> {
+                        topImage.read(off, buf, 0, (int) n);
+                        backing.write(off, buf, 0, (int) n);
+                    }
+                    case ZERO -> backing.writeZeroes(off, n);
+                    case UNALLOCATED -> { }
+                }
+                off += n;
+            }
+            backing.flush();
+            topImage.makeEmpty();
+            topImage.flush();
+        } catch (IOException e) {
+            throw new BlockException("'commit' error for '" + d.id() + "': " + e.getMessage(), e);
+        } finally {
+            if (wasReadOnly) {
+                try {
+                    backing.setReadOnly(true);
+                } catch (IOException e) {
+                    throw new BlockException("'commit' error for '" + d.id() + "': " + e.getMessage(), e);
+                }
+            }
+        }
+    }
+}

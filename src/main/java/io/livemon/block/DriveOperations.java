@@ -1,0 +1,117 @@
+package io.livemon.block;
+
+import io.livemon.image.Image;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Operations on whole drives: delete, resize, change medium, eject. */
+public final class DriveOperations {
+    private static final List<String> INTERFACES = List.of("none", "ide", "scsi", "floppy", "pflash", "mtd", "sd",
+            "virtio", "xen");
+
+    private DriveOperations() {
+    }
+
+    /** QEMU's numeric interface type, which its hot-add error shows. */
+    public static int interfaceCode(String ifType) {
+        return INTERFACES.indexOf(ifType);
+    }
+
+    public static void checkNotBusy(BlockGraph graph, BlockNode node) throws BlockException {
+        graph.checkNotBusy(node);
+    }
+
+    /** drive_del: the drive and its nodes go away, its images are closed. Errors carry no prefix in HMP. */
+    public static void deleteDrive(BlockGraph graph, String id) throws BlockException {
+        BlockDevice d = graph.device(id);
+        if (d == null) {
+            BlockNode n = graph.findNode(id);
+            if (n != null) {
+                throw new BlockException("Node " + id + " is in use");
+            }
+            throw new BlockException("Device '" + id + "' not found");
+        }
+        if (d.root() != null) {
+            graph.checkNotBusy(d.root());
+        }
+        graph.removeDevice(d);
+    }
+
+    /** block_resize / QMP block_resize. */
+    public static void resize(BlockGraph graph, String device, String nodeName, long size) throws BlockException {
+        BlockDevice d = device == null ? null : graph.device(device);
+        BlockNode node;
+        if (d != null && d.root() != null) {
+            node = d.root();
+            if (graph.blocker(node) != null || node.isFilter()) {
+                throw new BlockException("Device '" + device + "' is in use");
+            }
+        } else if (device == null && nodeName != null && graph.findNode(nodeName) != null) {
+            node = graph.findNode(nodeName);
+        } else {
+            throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+        }
+        if (size < 0) {
+            throw new BlockException("Parameter 'size' expects a >0 size");
+        }
+        try {
+            node.skipFilters().image().resize(size);
+        } catch (IOException e) {
+            throw BlockGraph.wrap(e);
+        }
+    }
+
+    /** eject: closes the medium; the drive stays, empty, tray open. */
+    public static void eject(BlockGraph graph, String id, boolean force) throws BlockException {
+        BlockDevice d = graph.device(id);
+        if (d == null) {
+            throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + id + "' not found");
+        }
+        if (!d.removable()) {
+            throw new BlockException("Device '" + id + "' is not removable");
+        }
+        if (d.root() != null) {
+            graph.checkNotBusy(d.root());
+            graph.removeMedium(d);
+        }
+        d.setTrayOpen(true);
+    }
+
+    /** change: a new medium in a removable drive. */
+    public static void changeMedium(BlockGraph graph, String id, String file, String format, boolean force,
+                                    String readOnlyMode) throws BlockException {
+        BlockDevice d = graph.device(id);
+        if (d == null) {
+            throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + id + "' not found");
+        }
+        if (readOnlyMode != null && !List.of("retain", "read-only", "read-write").contains(readOnlyMode)) {
+            throw new BlockException("invalid parameter value: " + readOnlyMode);
+        }
+        if (!d.removable()) {
+            throw new BlockException("Device '" + id + "' is not removable");
+        }
+        if (d.root() != null) {
+            graph.checkNotBusy(d.root());
+        }
+        boolean readOnly = "read-only".equals(readOnlyMode);
+        graph.insertMedium(d, file, format, readOnly);
+        d.setTrayOpen(false);
+    }
+
+    static List<BlockNode> chainOf(BlockNode top) {
+        List<BlockNode> l = new ArrayList<>();
+        for (BlockNode n = top == null ? null : top.skipFilters(); n != null; n = n.backing()) {
+            l.add(n);
+        }
+        return l;
+    }
+
+    static void closeQuietly(Image i) {
+        try {
+            i.close();
+        } catch (IOException ignored) {
+            // closing after an error: the first error is the one to report
+        }
+    }
+}

@@ -1,0 +1,127 @@
+package io.livemon.block;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The options of one {@code -drive} (or {@code drive_add}) as QEMU's option syntax writes them:
+ * {@code key=value,...}, a doubled comma standing for a literal one, a leading bare word meaning {@code file=}.
+ */
+public final class DriveOptions {
+    private static final Set<String> KNOWN = Set.of("file", "if", "id", "format", "node-name", "readonly", "cache",
+            "media", "index", "bus", "unit", "snapshot", "aio", "discard", "detect-zeroes", "werror", "rerror",
+            "copy-on-read", "auto-read-only", "read-only");
+
+    private final String text;
+    private final Map<String, String> values;
+
+    private DriveOptions(String text, Map<String, String> values) {
+        this.text = text;
+        this.values = values;
+    }
+
+    public static DriveOptions parse(String text) throws BlockException {
+        Map<String, String> values = new LinkedHashMap<>();
+        for (String part : splitOnCommas(text)) {
+            if (part.isEmpty()) {
+                continue;
+            }
+            int eq = part.indexOf('=');
+            String key;
+            String value;
+            if (eq < 0) {
+                if (values.isEmpty() && !part.isEmpty()) {
+                    key = "file";
+                    value = part;
+                } else {
+                    throw new BlockException("Invalid parameter '" + part + "'");
+                }
+            } else {
+                key = part.substring(0, eq);
+                value = part.substring(eq + 1);
+            }
+            if (!KNOWN.contains(key) && !key.startsWith("backing.") && !key.startsWith("file.")) {
+                String fmt = values.getOrDefault("format", "qcow2");
+                throw new BlockException("Block format '" + fmt + "' does not support the option '" + key + "'");
+            }
+            values.put(key, value);
+        }
+        return new DriveOptions(text, values);
+    }
+
+    private static List<String> splitOnCommas(String s) {
+        List<String> parts = new ArrayList<>();
+        StringBuilder cur = new StringBuilder();
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == ',') {
+                if (i + 1 < s.length() && s.charAt(i + 1) == ',') {
+                    cur.append(',');
+                    i++;
+                } else {
+                    parts.add(cur.toString());
+                    cur.setLength(0);
+                }
+            } else {
+                cur.append(c);
+            }
+        }
+        parts.add(cur.toString());
+        return parts;
+    }
+
+    /** The text as given, for error messages ({@code -drive TEXT: message}). */
+    public String text() {
+        return text;
+    }
+
+    public String get(String key) {
+        return values.get(key);
+    }
+
+    public String file() {
+        return values.get("file");
+    }
+
+    public String interfaceType() {
+        return values.getOrDefault("if", "ide");
+    }
+
+    public String id() {
+        return values.get("id");
+    }
+
+    public String format() {
+        return values.get("format");
+    }
+
+    public String nodeName() {
+        return values.get("node-name");
+    }
+
+    public boolean readOnly() {
+        String v = values.getOrDefault("readonly", values.getOrDefault("read-only", "off"));
+        return v.equals("on") || v.equals("true") || v.equals("yes");
+    }
+
+    /** {@code backing.node-name} is depth 1, {@code backing.backing.node-name} depth 2, ... */
+    public String backingNodeName(int depth) {
+        return values.get("backing.".repeat(depth) + "node-name");
+    }
+
+    /** QEMU's {@code info block} cache words for {@code cache=MODE}. */
+    public String cacheModeWords() throws BlockException {
+        String c = values.getOrDefault("cache", "writeback");
+        return switch (c) {
+            case "writeback" -> "writeback";
+            case "writethrough" -> "writethrough";
+            case "none" -> "writeback, direct";
+            case "directsync" -> "writethrough, direct";
+            case "unsafe" -> "writeback, ignore flushes";
+            default -> throw new BlockException("invalid cache option");
+        };
+    }
+}

@@ -1,0 +1,90 @@
+package io.livemon.block;
+
+import io.livemon.image.Image;
+import io.livemon.image.Images;
+import io.livemon.image.Qcow2CreateOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.function.Consumer;
+
+/**
+ * snapshot_blkdev / blockdev-snapshot-sync: puts a new overlay on top of a drive's active image, backed by it, and
+ * makes the overlay the drive's active image; the old top becomes read-only.
+ */
+public final class ExternalSnapshot {
+    private ExternalSnapshot() {
+    }
+
+    /**
+     * @param device       drive id (node names are not accepted, as in QEMU's HMP)
+     * @param nodeName     node name of the old top for the QMP form ({@code node-name}), or null
+     * @param file         the overlay file
+     * @param format       null: qcow2
+     * @param reuse        use an existing file ({@code -n}, {@code mode=existing})
+     * @param newNodeName  node name for the overlay, or null for a generated one
+     * @param stdout       receives QEMU's {@code Formatting ...} line
+     */
+    public static BlockNode take(BlockGraph graph, String device, String nodeName, String file, String format,
+                                 boolean reuse, String newNodeName, Consumer<String> stdout) throws BlockException {
+        BlockDevice d = device == null ? null : graph.device(device);
+        BlockNode top;
+        if (d != null && d.root() != null) {
+            top = d.root();
+        } else if (device == null && nodeName != null && graph.findNode(nodeName) != null) {
+            top = graph.findNode(nodeName);
+            d = graph.deviceOf(top);
+        } else {
+            throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+        }
+        if (file == null) {
+            throw new BlockException("Parameter 'snapshot-file' is missing");
+        }
+        graph.checkNotBusy(top);
+        BlockNode oldTop = top.skipFilters();
+        if (newNodeName != null && graph.findNode(newNodeName) != null) {
+            throw new BlockException("New overlay node-name already in use");
+        }
+        String fmt = format == null ? "qcow2" : format;
+        if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
+            throw new BlockException("Unknown file format '" + fmt + "'");
+        }
+        Image oldImage = oldTop.image();
+        Path path = graph.cwd().resolve(file);
+        if (!reuse) {
+            if (fmt.equals("raw")) {
+                throw new BlockException("Backing file not supported for file format 'raw'");
+            }
+            Qcow2CreateOptions o = Qcow2CreateOptions.withBacking(oldImage.filename(), oldImage.format());
+            stdout.accept(Images.formattingLine(file, oldImage.size(), o));
+            Path parent = path.getParent();
+            if (parent != null && !Files.isDirectory(parent)) {
+                throw new BlockException("Could not create '" + file + "': No such file or directory");
+            }
+            try {
+                Images.createQcow2(graph.cwd(), file, oldImage.size(), o);
+            } catch (IOException e) {
+                throw BlockGraph.wrap(e);
+            }
+        }
+        Image overlay;
+        try {
+            overlay = Images.open(graph.cwd(), file, fmt, false);
+        } catch (IOException e) {
+            throw BlockGraph.wrap(e);
+        }
+        overlay.setBacking(oldImage);
+        try {
+            oldImage.flush();
+            oldImage.setReadOnly(true);
+        } catch (IOException e) {
+            try {
+                overlay.close();
+            } catch (IOException ignored) {
+                // the overlay was never used
+            }
+            throw BlockGraph.wrap(e);
+        }
+        return graph.attachOverlay(d, overlay, newNodeName, oldTop);
+    }
+}

@@ -1,0 +1,549 @@
+package io.livemon.block;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A background block job: QEMU's job life cycle (states, verbs, pause, cancel, rate limit, finalize, dismiss) around
+ * a small work loop that each job type supplies in {@link #run()}. Graph changes happen in {@link #prepare()} (on
+ * success, at finalization) or {@link #abort()}, and {@link #clean()} always runs last.
+ *
+ * <p>The job runs on its own thread. Monitor threads call the verb methods; they never wait for the work loop.
+ */
+public abstract class Job {
+    private static final Logger LOG = LoggerFactory.getLogger(Job.class);
+
+    /** Thrown inside the work loop when the job must stop because it was cancelled. */
+    protected static final class CancelledException extends Exception {
+        CancelledException() {
+            super("Operation canceled", null, false, false);
+        }
+    }
+
+    private final String id;
+    private final JobType type;
+    private final boolean autoFinalize;
+    private final boolean autoDismiss;
+    private final OnErrorPolicy onError;
+    protected final JobContext context;
+
+    /** Guards every mutable field below and is the monitor of {@link #changed}. */
+    private final ReentrantLock lock = new ReentrantLock();
+    /** Signalled whenever a field below changes (verb applied, sleep interrupted, state moved). */
+    private final Condition changed = lock.newCondition();
+
+    private JobStatus status = JobStatus.UNDEFINED;
+    private final RateLimit rateLimit = new RateLimit();
+    private long offset;
+    private long len;
+    /** Pause requests not yet matched by a resume (user pause counts once, as QEMU's user_paused). */
+    private int pauseCount;
+    private boolean userPaused;
+    private boolean cancelled;
+    private boolean forceCancel;
+    /** True while the work loop is not sleeping (QMP {@code busy}). */
+    private boolean busy = true;
+    /** Set by complete(): the job should leave its ready phase and finish. */
+    private boolean completeRequested;
+    /** Set by finalize(): a pending job with auto-finalize off may proceed. */
+    private boolean finalizeRequested;
+    private boolean dismissRequested;
+    /** Set when an I/O error stopped the job under on-error=stop; {@code io-status: failed}. */
+    private boolean ioFailed;
+    /** The error the job ended with ("Operation canceled", "Input/output error"), or null. */
+    private String error;
+
+    protected Job(JobContext context, String id, JobType type, long speed, OnErrorPolicy onError,
+                  boolean autoFinalize, boolean autoDismiss) {
+        this.context = context;
+        this.id = id;
+        this.type = type;
+        this.onError = onError;
+        this.autoFinalize = autoFinalize;
+        this.autoDismiss = autoDismiss;
+        this.rateLimit.setSpeed(speed);
+    }
+
+    // ---------------------------------------------------------------- identity and progress
+
+    public String id() {
+        return id;
+    }
+
+    public JobType type() {
+        return type;
+    }
+
+    public boolean autoFinalize() {
+        return autoFinalize;
+    }
+
+    public boolean autoDismiss() {
+        return autoDismiss;
+    }
+
+    /** A consistent copy of what {@code query-block-jobs}/{@code query-jobs}/{@code info block-jobs} show. */
+    public JobInfo info() {
+        lock.lock();
+        try {
+            return new JobInfo(id, type, status, offset, len, rateLimit.speed(), busy,
+                    status == JobStatus.PAUSED || status == JobStatus.STANDBY,
+                    status == JobStatus.READY || status == JobStatus.STANDBY,
+                    ioFailed ? "failed" : "ok", autoFinalize, autoDismiss, error);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public JobStatus status() {
+        lock.lock();
+        try {
+            return status;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    protected void setLen(long len) {
+        lock.lock();
+        try {
+            this.len = len;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    protected void addLen(long delta) {
+        lock.lock();
+        try {
+            this.len += delta;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    protected void setOffset(long offset) {
+        lock.lock();
+        try {
+            this.offset = offset;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    protected void addOffset(long delta) {
+        lock.lock();
+        try {
+            this.offset += delta;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---------------------------------------------------------------- verbs (monitor threads)
+
+    private void checkVerb(JobVerb verb) throws BlockException {
+        if (!verb.allowedIn(status)) {
+            throw new BlockException("Job '" + id + "' in state '" + status.qapiName()
+                    + "' cannot accept command verb '" + verb.qapiName() + "'");
+        }
+    }
+
+    public void setSpeed(long speed) throws BlockException {
+        if (speed < 0) {
+            throw new BlockException("Parameter 'speed' expects a non-negative value");
+        }
+        lock.lock();
+        try {
+            checkVerb(JobVerb.SET_SPEED);
+            rateLimit.setSpeed(speed);
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void pause() throws BlockException {
+        lock.lock();
+        try {
+            checkVerb(JobVerb.PAUSE);
+            if (userPaused) {
+                throw new BlockException("Job is already paused");
+            }
+            userPaused = true;
+            pauseCount++;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void resume() throws BlockException {
+        lock.lock();
+        try {
+            if (!userPaused) {
+                throw new BlockException("Can't resume a job that was not paused");
+            }
+            checkVerb(JobVerb.RESUME);
+            userPaused = false;
+            ioFailed = false;
+            pauseCount--;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Cancels the job. A paused job needs {@code force} (QEMU's block-job-cancel); {@code job-cancel} always forces.
+     * A ready job cancelled without force completes without its switch-over (see {@link #cancelledWhileReady()}).
+     */
+    public void cancel(boolean force) throws BlockException {
+        lock.lock();
+        try {
+            checkVerb(JobVerb.CANCEL);
+            if (!force && userPaused) {
+                throw new BlockException("The block job for device '" + id + "' is currently paused");
+            }
+            if (status == JobStatus.CONCLUDED) {
+                return;
+            }
+            cancelled = true;
+            forceCancel = force;
+            if (force && userPaused) {
+                userPaused = false;
+                pauseCount--;
+            }
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void complete() throws BlockException {
+        lock.lock();
+        try {
+            checkVerb(JobVerb.COMPLETE);
+            completeRequested = true;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void finalizeJob() throws BlockException {
+        lock.lock();
+        try {
+            checkVerb(JobVerb.FINALIZE);
+            finalizeRequested = true;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void dismiss() throws BlockException {
+        lock.lock();
+        try {
+            checkVerb(JobVerb.DISMISS);
+            dismissRequested = true;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        transition(JobStatus.NULL);
+        context.jobEnded(this);
+    }
+
+    // ---------------------------------------------------------------- the job thread
+
+    /** Creates the job (emits {@code created}) and starts its thread (emits {@code running}). */
+    final void start() {
+        transition(JobStatus.CREATED);
+        transition(JobStatus.RUNNING);
+        Thread t = new Thread(this::lifeCycle, "job-" + id);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private void lifeCycle() {
+        String failure = null;
+        try {
+            run();
+        } catch (CancelledException e) {
+            // handled below
+        } catch (Exception | Error e) {
+            LOG.warn("job {} failed", id, e);
+            failure = messageOf(e);
+        }
+        boolean wasCancelled;
+        lock.lock();
+        try {
+            wasCancelled = cancelled && (forceCancel || !wasReady);
+        } finally {
+            lock.unlock();
+        }
+        if (failure == null && !wasCancelled) {
+            transition(JobStatus.WAITING);
+            transition(JobStatus.PENDING);
+            if (!autoFinalize) {
+                context.events().publish(Event.now("BLOCK_JOB_PENDING", orderedMap("type", type.qapiName(), "id", id)));
+                if (!awaitFinalizeOrCancel()) {
+                    wasCancelled = true;
+                }
+            }
+            if (!wasCancelled) {
+                try {
+                    prepare();
+                } catch (Exception e) {
+                    LOG.warn("job {} failed to finish", id, e);
+                    failure = messageOf(e);
+                }
+            }
+        }
+        if (wasCancelled || failure != null) {
+            transition(JobStatus.ABORTING);
+            try {
+                abort();
+            } catch (Exception e) {
+                LOG.warn("job {} abort step failed", id, e);
+            }
+        }
+        try {
+            clean();
+        } catch (Exception e) {
+            LOG.warn("job {} clean step failed", id, e);
+        }
+        lock.lock();
+        try {
+            error = wasCancelled ? "Operation canceled" : failure;
+        } finally {
+            lock.unlock();
+        }
+        JobInfo end = info();
+        Map<String, Object> data = orderedMap("device", id, "len", end.len(), "offset", end.offset(),
+                "speed", end.speed(), "type", type.qapiName());
+        if (wasCancelled) {
+            context.events().publish(Event.now("BLOCK_JOB_CANCELLED", data));
+        } else {
+            if (failure != null) {
+                data.put("error", failure);
+            }
+            context.events().publish(Event.now("BLOCK_JOB_COMPLETED", data));
+        }
+        transition(JobStatus.CONCLUDED);
+        if (autoDismiss) {
+            transition(JobStatus.NULL);
+            context.jobEnded(this);
+        }
+    }
+
+    /** Set once the job went READY: a non-forced cancel then means "complete without switching over". */
+    private boolean wasReady;
+
+    /** True when a ready job was cancelled without force (mirror: finish, keep the source). */
+    protected final boolean cancelledWhileReady() {
+        lock.lock();
+        try {
+            return cancelled && !forceCancel && wasReady;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean awaitFinalizeOrCancel() {
+        lock.lock();
+        try {
+            while (!finalizeRequested && !cancelled) {
+                changed.awaitUninterruptibly();
+            }
+            return finalizeRequested && !cancelled;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private static String messageOf(Throwable e) {
+        String m = e.getMessage();
+        return m == null || m.isEmpty() ? e.getClass().getSimpleName() : m;
+    }
+
+    /** Moves to {@code next}, failing loudly on a transition QEMU's table does not allow, and emits the event. */
+    protected final void transition(JobStatus next) {
+        lock.lock();
+        try {
+            if (status == next && next != JobStatus.ABORTING) {
+                return;
+            }
+            if (!status.canMoveTo(next)) {
+                throw new IllegalStateException("job " + id + ": illegal transition " + status + " -> " + next);
+            }
+            status = next;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        context.events().publish(Event.now("JOB_STATUS_CHANGE", orderedMap("status", next.qapiName(), "id", id)));
+    }
+
+    /** Enters READY (mirror, active commit) and emits BLOCK_JOB_READY. */
+    protected final void becomeReady() {
+        lock.lock();
+        try {
+            wasReady = true;
+        } finally {
+            lock.unlock();
+        }
+        transition(JobStatus.READY);
+        JobInfo i = info();
+        context.events().publish(Event.now("BLOCK_JOB_READY", orderedMap("device", id, "len", i.len(),
+                "offset", i.offset(), "speed", i.speed(), "type", type.qapiName())));
+    }
+
+    /** Whether complete() was called (the ready phase should end). */
+    protected final boolean completeRequested() {
+        lock.lock();
+        try {
+            return completeRequested;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * A pause point: returns at once unless the job is paused (then waits in PAUSED/STANDBY until resumed) and
+     * throws when the job was cancelled. Ready jobs cancelled without force return normally: the loop checks
+     * {@link #cancelledWhileReady()}.
+     */
+    protected final void pausePoint() throws CancelledException {
+        lock.lock();
+        try {
+            checkCancelled();
+            if (pauseCount > 0) {
+                JobStatus before = status;
+                JobStatus pausedState = before == JobStatus.READY ? JobStatus.STANDBY : JobStatus.PAUSED;
+                busy = false;
+                lock.unlock();
+                try {
+                    transition(pausedState);
+                } finally {
+                    lock.lock();
+                }
+                while (pauseCount > 0 && !cancelled) {
+                    changed.awaitUninterruptibly();
+                }
+                lock.unlock();
+                try {
+                    transition(before);
+                } finally {
+                    lock.lock();
+                }
+                busy = true;
+                checkCancelled();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void checkCancelled() throws CancelledException {
+        if (cancelled && (forceCancel || !wasReady)) {
+            throw new CancelledException();
+        }
+    }
+
+    /**
+     * Charges {@code bytes} to the rate limit and sleeps as long as it says, waking early when the speed changes,
+     * on pause (which is then honoured) or on cancel.
+     */
+    protected final void rateLimit(long bytes) throws CancelledException {
+        long delay;
+        lock.lock();
+        try {
+            delay = rateLimit.charge(bytes, System.nanoTime());
+        } finally {
+            lock.unlock();
+        }
+        sleepNs(delay);
+    }
+
+    /** Sleeps up to {@code ns} (not busy), returning early on any verb; then a pause point. */
+    protected final void sleepNs(long ns) throws CancelledException {
+        if (ns > 0) {
+            lock.lock();
+            try {
+                busy = false;
+                long speedBefore = rateLimit.speed();
+                long deadline = System.nanoTime() + ns;
+                long left = ns;
+                while (left > 0 && !cancelled && pauseCount == 0 && rateLimit.speed() == speedBefore
+                        && !completeRequested) {
+                    try {
+                        changed.awaitNanos(left);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                    left = deadline - System.nanoTime();
+                }
+                busy = true;
+            } finally {
+                lock.unlock();
+            }
+        }
+        pausePoint();
+    }
+
+    /** Waits until some verb changes the job (used by ready jobs idling for complete/cancel). */
+    protected final void waitForVerb(long timeout, TimeUnit unit) {
+        lock.lock();
+        try {
+            busy = false;
+            try {
+                changed.await(timeout, unit);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            busy = true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    protected OnErrorPolicy onError() {
+        return onError;
+    }
+
+    // ---------------------------------------------------------------- what each job type supplies
+
+    /** The work loop. Returns when the work is done; throws CancelledException when cancelled. */
+    protected abstract void run() throws Exception;
+
+    /** On success, at finalization: the graph change (new backing link, pivot). */
+    protected void prepare() throws Exception {
+    }
+
+    /** On cancel or failure: undo what must be undone; the chain must stay valid. */
+    protected void abort() throws Exception {
+    }
+
+    /** Always, last: remove filters, release nodes, restore read-only state. */
+    protected void clean() throws Exception {
+    }
+
+    /** The nodes this job holds (no other job may start on them). */
+    public abstract java.util.List<BlockNode> blockedNodes();
+
+    static Map<String, Object> orderedMap(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) {
+            m.put((String) kv[i], kv[i + 1]);
+        }
+        return m;
+    }
+}

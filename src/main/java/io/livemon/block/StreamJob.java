@@ -1,0 +1,203 @@
+package io.livemon.block;
+
+import io.livemon.image.Allocation;
+import io.livemon.image.BlockStatus;
+import io.livemon.image.Image;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * The stream job: copies into a node the data its backing chain holds above a base, then makes the base its backing
+ * file. Works in chunks of 512 KiB, copying only what is allocated above the base and missing from the target.
+ */
+public final class StreamJob extends Job {
+    /** Largest unit of work between pause points, as QEMU's stream. */
+    static final long CHUNK = 512 * 1024;
+    private static final Pattern JOB_ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.\\-]*");
+
+    private final BlockGraph graph;
+    private final BlockDevice device;
+    private final BlockNode target;
+    /** Base node (kept), or null: stream the whole chain. */
+    private final BlockNode base;
+    private final String backingFileString;
+    /** Nodes between target and base; they leave the graph on success. */
+    private final List<BlockNode> intermediates;
+    private final boolean targetWasReadOnly;
+    private BlockNode filter;
+
+    private StreamJob(BlockGraph graph, String id, BlockDevice device, BlockNode target, BlockNode base,
+                      String backingFileString, List<BlockNode> intermediates, StreamRequest r) {
+        super(graph, id, JobType.STREAM, r.speed(), r.onError(), r.autoFinalize(), r.autoDismiss());
+        this.graph = graph;
+        this.device = device;
+        this.target = target;
+        this.base = base;
+        this.backingFileString = backingFileString;
+        this.intermediates = intermediates;
+        this.targetWasReadOnly = target.readOnly();
+    }
+
+    /** Validates the request as QEMU does, then starts the job. */
+    public static StreamJob start(BlockGraph graph, StreamRequest r) throws BlockException {
+        BlockNode named = graph.lookupNode(r.device(), r.device());
+        BlockNode target = named.skipFilters();
+        BlockDevice device = graph.deviceOf(target);
+        if (r.base() != null && r.baseNode() != null) {
+            throw new BlockException("'base' and 'base-node' cannot be specified at the same time");
+        }
+        BlockNode base = null;
+        if (r.base() != null) {
+            base = findBackingByFilename(graph, target, r.base());
+            if (base == null) {
+                throw new BlockException("Can't find '" + r.base() + "' in the backing chain");
+            }
+        } else if (r.baseNode() != null) {
+            base = graph.findNode(r.baseNode());
+            if (base == null) {
+                throw BlockException.cannotFind("", r.baseNode());
+            }
+            if (!isBelow(target, base)) {
+                throw new BlockException("Node '" + r.baseNode() + "' is not a backing image of '"
+                        + target.name() + "'");
+            }
+        }
+        if (r.backingFile() != null && base == null) {
+            throw new BlockException("backing file specified, but streaming the entire chain");
+        }
+        String id = r.jobId();
+        if (id == null) {
+            id = device != null && device.root().skipFilters() == target ? device.id() : "";
+        }
+        if (!JOB_ID.matcher(id).matches()) {
+            throw new BlockException("Invalid job ID '" + id + "'");
+        }
+        graph.checkNotBusy(target);
+        List<BlockNode> intermediates = new ArrayList<>();
+        for (BlockNode n = target.backing(); n != null && n != base; n = n.backing()) {
+            graph.checkNotBusy(n);
+            intermediates.add(n);
+        }
+        if (r.speed() < 0) {
+            throw new BlockException("Parameter 'speed' expects a non-negative value");
+        }
+        String backingString = r.backingFile() != null ? r.backingFile() : base != null ? base.filename() : null;
+        StreamJob job = new StreamJob(graph, id, device, target, base, backingString, intermediates, r);
+        try {
+            if (target.readOnly()) {
+                target.image().setReadOnly(false);
+            }
+        } catch (IOException e) {
+            throw BlockGraph.wrap(e);
+        }
+        job.filter = graph.insertFilter(device, target, "copy-on-read");
+        try {
+            graph.startJob(job);
+        } catch (BlockException e) {
+            graph.removeFilter(device, job.filter);
+            job.restoreReadOnly();
+            throw e;
+        }
+        return job;
+    }
+
+    private static boolean isBelow(BlockNode top, BlockNode candidate) {
+        for (BlockNode n = top.backing(); n != null; n = n.backing()) {
+            if (n == candidate) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** QEMU's search of a backing chain for a file name: the name as opened, or the same file by real path. */
+    static BlockNode findBackingByFilename(BlockGraph graph, BlockNode top, String name) {
+        Path wanted = realPath(graph.cwd().resolve(name));
+        Path topDir = graph.cwd().resolve(top.filename()).getParent();
+        Path wantedFromTop = topDir == null ? null : realPath(topDir.resolve(name));
+        for (BlockNode n = top.backing(); n != null; n = n.backing()) {
+            if (n.filename().equals(name)) {
+                return n;
+            }
+            Path p = realPath(graph.cwd().resolve(n.filename()));
+            if (p != null && (p.equals(wanted) || p.equals(wantedFromTop))) {
+                return n;
+            }
+        }
+        return null;
+    }
+
+    private static Path realPath(Path p) {
+        try {
+            return p.toRealPath();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    @Override
+    public List<BlockNode> blockedNodes() {
+        List<BlockNode> l = new ArrayList<>();
+        l.add(target);
+        l.addAll(intermediates);
+        return l;
+    }
+
+    @Override
+    protected void run() throws Exception {
+        Image top = target.image();
+        long len = top.size();
+        setLen(len);
+        Image baseImage = base == null ? null : base.image();
+        long offset = 0;
+        while (offset < len) {
+            pausePoint();
+            long want = Math.min(CHUNK, len - offset);
+            long copied = 0;
+            long n;
+            BlockStatus st = top.blockStatus(offset, want);
+            n = Math.max(1, Math.min(st.length(), want));
+            if (!st.allocated() && top.backing() != null) {
+                Allocation a = top.backing().isAllocatedAbove(offset, n, baseImage);
+                n = Math.max(1, Math.min(a.length(), n));
+                if (a.allocated()) {
+                    copied = top.copyUpFromBacking(offset, n);
+                }
+            }
+            offset += n;
+            setOffset(offset);
+            if (copied > 0) {
+                rateLimit(copied);
+            }
+        }
+    }
+
+    @Override
+    protected void prepare() throws IOException {
+        Image baseImage = base == null ? null : base.image();
+        String fmt = base == null ? null : base.image().format();
+        target.image().changeBackingFile(baseImage, backingFileString, fmt);
+        target.setBacking(base);
+        graph.dropNodes(intermediates);
+    }
+
+    @Override
+    protected void clean() {
+        graph.removeFilter(device, filter);
+        restoreReadOnly();
+    }
+
+    private void restoreReadOnly() {
+        if (targetWasReadOnly && !target.readOnly()) {
+            try {
+                target.image().flush();
+                target.image().setReadOnly(true);
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+}

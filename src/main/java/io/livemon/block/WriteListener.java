@@ -1,0 +1,15 @@
+package io.livemon.block;
+
+import java.io.IOException;
+
+/**
+ * Sees every guest write to a node: before it lands (backup's copy-before-write) and after (mirror's dirty
+ * tracking). Called on the writing thread; the range is the guest's, not cluster-aligned.
+ */
+public interface WriteListener {
+    default void beforeWrite(long offset, long len) throws IOException {
+    }
+
+    default void afterWrite(long offset, long len) {
+    }
+}

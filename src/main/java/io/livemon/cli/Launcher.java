@@ -1,0 +1,89 @@
+package io.livemon.cli;
+
+import io.livemon.block.BlockException;
+import io.livemon.block.BlockGraph;
+import io.livemon.block.DriveOptions;
+import io.livemon.monitor.CommandTable;
+import io.livemon.monitor.HmpSession;
+import io.livemon.monitor.PipeMonitor;
+import io.livemon.monitor.ScriptReplay;
+import io.livemon.monitor.TerminalMonitor;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Starts livemon from parsed options: opens the drives (or the demo chain), then runs the monitor. */
+final class Launcher {
+    private static final Logger LOG = LoggerFactory.getLogger(Launcher.class);
+
+    private final Main options;
+
+    Launcher(Main options) {
+        this.options = options;
+    }
+
+    int run() throws IOException {
+        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
+                StandardCharsets.UTF_8);
+        Path cwd = Paths.get("").toAbsolutePath();
+        boolean demo = options.drives.isEmpty();
+        if (demo) {
+            cwd = Files.createTempDirectory("livemon-demo-");
+        }
+        BlockGraph graph = new BlockGraph(cwd);
+        try {
+            if (demo) {
+                String top = DemoChain.create(cwd);
+                openDemo(graph, top);
+                out.println("livemon demo: created the chain [A] <- [B] <- [C] <- [D] <- [E] in " + cwd);
+                out.println("  file-E.img is attached as virtio0; relative file names resolve in that directory.");
+                out.println("  Try: info block, then block_stream virtio0 file-A.img, then info block-jobs.");
+            } else {
+                for (String d : options.drives) {
+                    try {
+                        graph.addDrive(DriveOptions.parse(d));
+                    } catch (BlockException e) {
+                        System.err.println("livemon: -drive " + d + ": " + e.getMessage());
+                        graph.close();
+                        return 1;
+                    }
+                }
+            }
+            HmpSession session = new HmpSession(graph, new CommandTable(), out, out, options.startPaused);
+            boolean terminal = System.console() != null;
+            if (options.script != null) {
+                int rc = ScriptReplay.replay(session, Paths.get(options.script), out, options.strict);
+                if (rc != 0 || session.quitRequested() || !terminal) {
+                    return rc;
+                }
+            }
+            if (terminal) {
+                Path history = options.history != null ? Paths.get(options.history)
+                        : Paths.get(System.getProperty("user.home"), ".livemon_history");
+                return new TerminalMonitor(session).run(history);
+            }
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            return new PipeMonitor(session, in, out).run(options.events, options.strict);
+        } finally {
+            LOG.info("shutting down");
+            graph.close();
+        }
+    }
+
+    private static void openDemo(BlockGraph graph, String top) throws IOException {
+        try {
+            graph.addDrive(DriveOptions.parse("file=" + top + ",if=none,id=virtio0,node-name=node-E,"
+                    + "backing.node-name=node-D,backing.backing.node-name=node-C,"
+                    + "backing.backing.backing.node-name=node-B,backing.backing.backing.backing.node-name=node-A"));
+        } catch (BlockException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+}

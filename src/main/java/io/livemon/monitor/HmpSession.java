@@ -1,0 +1,61 @@
+package io.livemon.monitor;
+
+import io.livemon.block.BlockGraph;
+import java.io.PrintStream;
+
+/**
+ * What a command runs against: the block graph, where its output goes, and the monitor's own state.
+ * {@code out} is the monitor; {@code stdout} is what QEMU writes to its standard output (qemu-io results,
+ * {@code Formatting ...} lines) — the same stream at a stdio monitor, elsewhere for QMP's human-monitor-command.
+ */
+public final class HmpSession {
+    private final BlockGraph graph;
+    private final CommandTable table;
+    private final PrintStream out;
+    private final PrintStream stdout;
+    /** Written by the command thread, read by the loop that runs it. */
+    private volatile boolean quitRequested;
+    private final boolean paused;
+
+    public HmpSession(BlockGraph graph, CommandTable table, PrintStream out, PrintStream stdout, boolean paused) {
+        this.graph = graph;
+        this.table = table;
+        this.out = out;
+        this.stdout = stdout;
+        this.paused = paused;
+    }
+
+    public BlockGraph graph() {
+        return graph;
+    }
+
+    public CommandTable table() {
+        return table;
+    }
+
+    public PrintStream out() {
+        return out;
+    }
+
+    public PrintStream stdout() {
+        return stdout;
+    }
+
+    public void requestQuit() {
+        quitRequested = true;
+    }
+
+    public boolean quitRequested() {
+        return quitRequested;
+    }
+
+    /** Started with {@code -S}: {@code info status} says paused (prelaunch). */
+    public boolean startedPaused() {
+        return paused;
+    }
+
+    /** The same session with its output sent elsewhere (QMP's human-monitor-command). */
+    public HmpSession withOutput(PrintStream newOut, PrintStream newStdout) {
+        return new HmpSession(graph, table, newOut, newStdout, paused);
+    }
+}

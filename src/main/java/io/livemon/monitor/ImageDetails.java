@@ -1,0 +1,54 @@
+package io.livemon.monitor;
+
+import io.livemon.block.BlockNode;
+import io.livemon.image.ImageInfo;
+import java.io.IOException;
+import java.io.PrintStream;
+
+/** The {@code Images:} part of {@code info block -v}: a qemu-img-info-like block for each image of the chain. */
+final class ImageDetails {
+    private ImageDetails() {
+    }
+
+    static void print(PrintStream out, BlockNode top) {
+        out.println();
+        out.println("Images:");
+        boolean first = true;
+        for (BlockNode n = top.skipFilters(); n != null; n = n.backing()) {
+            if (!first) {
+                out.println();
+            }
+            first = false;
+            ImageInfo info;
+            try {
+                info = n.image().info();
+            } catch (IOException e) {
+                out.println("image: " + n.filename());
+                out.println("(unreadable: " + e.getMessage() + ")");
+                continue;
+            }
+            out.println("image: " + n.filename());
+            out.println("file format: " + info.format());
+            out.println("virtual size: " + Sizes.human(info.virtualSize()) + " (" + info.virtualSize() + " bytes)");
+            out.println("disk size: " + Sizes.human(info.diskSize()));
+            if (info.clusterSize() > 0) {
+                out.println("cluster_size: " + info.clusterSize());
+            }
+            if (n.backing() != null) {
+                out.println("backing file: " + n.image().backingFileString());
+                if (n.image().backingFormatString() != null) {
+                    out.println("backing file format: " + n.image().backingFormatString());
+                }
+            }
+            if (info.compat() != null) {
+                out.println("Format specific information:");
+                out.println("    compat: " + info.compat());
+                out.println("    compression type: zlib");
+                out.println("    lazy refcounts: " + info.lazyRefcounts());
+                out.println("    refcount bits: " + info.refcountBits());
+                out.println("    corrupt: " + info.corrupt());
+                out.println("    extended l2: false");
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+package io.livemon.monitor;
+
+import io.livemon.block.BlockDevice;
+import io.livemon.block.BlockNode;
+import io.livemon.block.JobInfo;
+import io.livemon.block.JobType;
+import io.livemon.Version;
+import java.io.PrintStream;
+import java.util.List;
+
+/** Handlers of the {@code info} items. */
+final class InfoCommands {
+    private InfoCommands() {
+    }
+
+    static void version(HmpSession s, ParsedArgs a) {
+        s.out().println(Version.QEMU_VERSION + Version.PACKAGE);
+    }
+
+    static void status(HmpSession s, ParsedArgs a) {
+        s.out().println(s.startedPaused() ? "VM status: paused (prelaunch)" : "VM status: running");
+    }
+
+    static void blockstats(HmpSession s, ParsedArgs a) {
+        // Only guest devices are counted, and livemon has none: qemu-io I/O is not counted, as in QEMU.
+        for (BlockDevice d : s.graph().devices()) {
+            s.out().println(d.id() + ": rd_bytes=0 wr_bytes=0 rd_operations=0 wr_operations=0 flush_operations=0"
+                    + " wr_total_time_ns=0 rd_total_time_ns=0 flush_total_time_ns=0 rd_merged=0 wr_merged=0"
+                    + " idle_time_ns=0");
+        }
+    }
+
+    static void blockJobs(HmpSession s, ParsedArgs a) {
+        List<JobInfo> jobs = s.graph().jobInfos();
+        if (jobs.isEmpty()) {
+            s.out().println("No active jobs");
+            return;
+        }
+        for (JobInfo j : jobs) {
+            s.out().println(formatJob(j));
+        }
+    }
+
+    static String formatJob(JobInfo j) {
+        String head = j.type() == JobType.STREAM ? "Streaming device " + j.id()
+                : "Type " + j.type().qapiName() + ", device " + j.id();
+        return head + ": Completed " + j.offset() + " of " + j.len() + " bytes, speed limit " + j.speed()
+                + " bytes/s";
+    }
+
+    static void block(HmpSession s, ParsedArgs a) {
+        PrintStream out = s.out();
+        String filter = a.has("device") ? a.getString("device") : null;
+        boolean verbose = a.getFlag("verbose");
+        boolean first = true;
+        if (a.getFlag("nodes")) {
+            for (BlockNode n : s.graph().nodes()) {
+                if (filter != null && !n.name().equals(filter)) {
+                    continue;
+                }
+                if (!first) {
+                    out.println();
+                }
+                first = false;
+                printNode(out, n.name(), n);
+            }
+            return;
+        }
+        boolean matchedDevice = false;
+        for (BlockDevice d : s.graph().devices()) {
+            if (filter != null && !d.id().equals(filter)) {
+                continue;
+            }
+            matchedDevice = true;
+            if (!first) {
+                out.println();
+            }
+            first = false;
+            BlockNode root = d.visibleRoot();
+            if (root == null) {
+                out.println(d.id() + ": [not inserted]");
+                out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
+                continue;
+            }
+            out.println(d.id() + " (" + root.name() + "): " + root.filename() + " (" + root.driver()
+                    + (root.readOnly() ? ", read-only" : "") + ")");
+            if (d.removable()) {
+                out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
+            }
+            out.println("    Cache mode:       " + d.cacheMode());
+            BlockNode backing = root.skipFilters().backing();
+            if (backing != null) {
+                out.println("    Backing file:     " + backing.filename() + " (chain depth: " + root.chainDepth()
+                        + ")");
+            }
+            if (verbose) {
+                ImageDetails.print(out, root);
+            }
+        }
+        if (filter != null && !matchedDevice) {
+            // A node name falls through to the node list (QEMU's info block NODE).
+            BlockNode n = s.graph().findNode(filter);
+            if (n != null) {
+                printNode(out, n.name(), n);
+                if (verbose) {
+                    ImageDetails.print(out, n);
+                }
+            }
+        }
+    }
+
+    private static void printNode(PrintStream out, String name, BlockNode n) {
+        out.println(name + ": " + n.filename() + " (" + n.driver() + (n.readOnly() ? ", read-only" : "") + ")");
+        out.println("    Cache mode:       writeback");
+        if (n.role() == BlockNode.Role.FORMAT && n.backing() != null) {
+            out.println("    Backing file:     " + n.backing().filename() + " (chain depth: " + n.chainDepth() + ")");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+package io.livemon.monitor;
+
+import io.livemon.block.JobInfo;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.jline.reader.EndOfFileException;
+import org.jline.reader.LineReader;
+import org.jline.reader.LineReaderBuilder;
+import org.jline.reader.UserInterruptException;
+import org.jline.terminal.Terminal;
+import org.jline.terminal.TerminalBuilder;
+import org.jline.utils.AttributedString;
+import org.jline.utils.Status;
+
+/**
+ * The monitor at a terminal: JLine line editing, history across runs, completion from the command table, event
+ * notices printed above the prompt, and a status line with each running job's progress.
+ */
+public final class TerminalMonitor {
+    private final HmpSession session;
+
+    public TerminalMonitor(HmpSession session) {
+        this.session = session;
+    }
+
+    public int run(Path historyFile) throws IOException {
+        try (Terminal terminal = TerminalBuilder.builder().system(true).build()) {
+            return run(terminal, historyFile);
+        }
+    }
+
+    /** Runs the REPL on a given terminal (tests pass a dumb terminal over piped streams). */
+    public int run(Terminal terminal, Path historyFile) {
+        LineReader reader = LineReaderBuilder.builder()
+                .terminal(terminal)
+                .appName("livemon")
+                .completer(new MonitorCompleter(session))
+                .variable(LineReader.HISTORY_FILE, historyFile)
+                .build();
+        PrintStream out = new PrintStream(terminal.output(), true, StandardCharsets.UTF_8);
+        HmpSession s = session.withOutput(out, out);
+        out.println(Banner.text());
+        AutoCloseable sub = session.graph().events().subscribe(e -> reader.printAbove(EventNotice.format(e)));
+        ScheduledExecutorService progress = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "progress-line");
+            t.setDaemon(true);
+            return t;
+        });
+        JobProgressLine line = new JobProgressLine();
+        Status status = Status.getStatus(terminal, false);
+        if (status != null) {
+            progress.scheduleAtFixedRate(() -> updateStatus(status, line), 250, 250, TimeUnit.MILLISECONDS);
+        }
+        try {
+            while (!s.quitRequested()) {
+                String input;
+                try {
+                    input = reader.readLine("(qemu) ");
+                } catch (UserInterruptException e) {
+                    continue;
+                } catch (EndOfFileException e) {
+                    break;
+                }
+                Interpreter.execute(s, input);
+                out.flush();
+            }
+            return 0;
+        } finally {
+            progress.shutdownNow();
+            if (status != null) {
+                status.update(List.of());
+            }
+            try {
+                sub.close();
+            } catch (Exception ignored) {
+                // unsubscribing cannot fail
+            }
+            try {
+                reader.getHistory().save();
+            } catch (IOException ignored) {
+                // a history that cannot be saved is not worth failing the exit for
+            }
+        }
+    }
+
+    private void updateStatus(Status status, JobProgressLine line) {
+        List<JobInfo> jobs = session.graph().jobInfos();
+        List<AttributedString> lines = new ArrayList<>();
+        long now = System.nanoTime();
+        for (JobInfo j : jobs) {
+            lines.add(new AttributedString(line.render(j, now)));
+        }
+        line.forgetExcept(jobs);
+        status.update(lines);
+    }
+}
