@@ -90,6 +90,14 @@ public interface Image extends Closeable {
     /** Replaces the in-memory backing pointer without touching the header (used when opening chains). */
     void setBacking(Image backing);
 
+    /**
+     * Empties this layer (QEMU's bdrv_make_empty, used by commit): every cluster becomes unallocated so that the
+     * backing file shows through again, and the clusters are freed. Not supported by raw images.
+     */
+    default void makeEmpty() throws IOException {
+        throw new ImageException("Operation not supported");
+    }
+
     /** Grows or shrinks the guest-visible size. */
     void resize(long newSize) throws IOException;
 

@@ -1,0 +1,362 @@
+package io.livemon.image;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+/** Static entry points: open images and backing chains, create images. */
+public final class Images {
+    /** Longest backing chain accepted (images below the top). */
+    public static final int MAX_CHAIN_DEPTH = 1000;
+    private static final String BACKING_PREFIX = "Could not open backing file: ";
+
+    private Images() {
+    }
+
+    /** QEMU's path_combine: an absolute name as is, a relative one joined to the directory part of {@code base}. */
+    public static String pathCombine(String base, String name) {
+        if (name.startsWith("/")) {
+            return name;
+        }
+        int i = base.lastIndexOf('/');
+        return i < 0 ? name : base.substring(0, i + 1) + name;
+    }
+
+    /** "qcow2" when the file starts with the qcow2 magic, else "raw". */
+    public static String probe(Path p, String filename) throws ImageException {
+        try (FileChannel c = Qcow2Image.openChannel(p, filename, true)) {
+            byte[] m = new byte[4];
+            Qcow2Image.readAt(c, m, 0, 4, 0);
+            return ByteBuffer.wrap(m).getInt() == Qcow2Image.MAGIC ? "qcow2" : "raw";
+        } catch (ImageException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new ImageException("Could not open '" + filename + "': " + e.getMessage(), e);
+        }
+    }
+
+    /** Opens one layer (no backing image attached; backing() is null). */
+    public static Image open(Path cwd, String filename, String format, boolean readOnly) throws IOException {
+        return open(cwd, filename, format, readOnly, Qcow2Image.Options.defaults());
+    }
+
+    public static Image open(Path cwd, String filename, String format, boolean readOnly, Qcow2Image.Options opts)
+            throws IOException {
+        Path p = cwd.resolve(filename);
+        if (!Files.exists(p)) {
+            throw new ImageException("Could not open '" + filename + "': No such file or directory");
+        }
+        String fmt = format != null ? format : probe(p, filename);
+        switch (fmt) {
+            case "qcow2":
+                return Qcow2Image.open(p, filename, readOnly, opts);
+            case "raw":
+                return RawImage.open(p, filename, readOnly);
+            default:
+                throw new ImageException("Unknown driver '" + fmt + "'");
+        }
+    }
+
+    /** Opens {@code filename} and its whole backing chain (backing images read-only). */
+    public static Image openChain(Path cwd, String filename, String format, boolean readOnly) throws IOException {
+        return openChain(cwd, filename, format, readOnly, Qcow2Image.Options.defaults());
+    }
+
+    public static Image openChain(Path cwd, String filename, String format, boolean readOnly,
+                                  Qcow2Image.Options opts) throws IOException {
+        List<Image> opened = new ArrayList<>();
+        Set<Path> seen = new HashSet<>();
+        String name = filename;
+        String fmt = format;
+        boolean ro = readOnly;
+        try {
+            for (int depth = 0; ; depth++) {
+                String prefix = BACKING_PREFIX.repeat(depth);
+                if (depth > MAX_CHAIN_DEPTH) {
+                    throw new ImageException(prefix + "Backing chain of '" + filename + "' is too deep (more than "
+                            + MAX_CHAIN_DEPTH + " backing files)");
+                }
+                Path p = cwd.resolve(name);
+                if (Files.exists(p)) {
+                    Path real = p.toRealPath();
+                    if (!seen.add(real)) {
+                        throw new ImageException(prefix + "Failed to get shared \"write\" lock\n"
+                                + "Is another process using the image [" + name + "]?");
+                    }
+                }
+                Image img;
+                try {
+                    img = open(cwd, name, fmt, ro, opts);
+                } catch (ImageException e) {
+                    throw new ImageException(prefix + e.getMessage(), e);
+                }
+                if (!opened.isEmpty()) {
+                    opened.get(opened.size() - 1).setBacking(img);
+                }
+                opened.add(img);
+                String b = img.backingFileString();
+                if (b == null || b.isEmpty()) {
+                    return opened.get(0);
+                }
+                name = pathCombine(img.filename(), b);
+                fmt = img.backingFormatString();
+                ro = true;
+            }
+        } catch (IOException | RuntimeException e) {
+            for (Image i : opened) {
+                try {
+                    i.close();
+                } catch (IOException ignored) {
+                    // already failing
+                }
+            }
+            throw e;
+        }
+    }
+
+    /** Closes an image and every image below it. */
+    public static void closeChain(Image top) throws IOException {
+        IOException first = null;
+        for (Image i = top; i != null; ) {
+            Image next = i.backing();
+            try {
+                i.close();
+            } catch (IOException e) {
+                if (first == null) {
+                    first = e;
+                }
+            }
+            i = next;
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    /** Shared implementation of {@link Image#isAllocatedAbove}. */
+    public static Allocation isAllocatedAbove(Image top, long offset, long maxLen, Image base) throws IOException {
+        long len = Math.max(0, Math.min(maxLen, top.size() - offset));
+        if (len == 0) {
+            return new Allocation(false, 0);
+        }
+        for (Image img = top; img != null && img != base; img = img.backing()) {
+            if (img != top && offset >= img.size()) {
+                // past the end of a shorter intermediate layer: reads as zeroes synthesised by that layer
+                return new Allocation(true, len);
+            }
+            BlockStatus s = img.blockStatus(offset, len);
+            if (s.allocated()) {
+                return new Allocation(true, s.length());
+            }
+            if (s.length() > 0) {
+                len = Math.min(len, s.length());
+            }
+        }
+        return new Allocation(false, len);
+    }
+
+    // ------------------------------------------------------------------ create
+
+    /** {@code qemu-img create -f raw}. */
+    public static void createRaw(Path cwd, String filename, long size) throws IOException {
+        RawImage.create(cwd.resolve(filename), size);
+    }
+
+    /**
+     * {@code qemu-img create -f qcow2}. A size of 0 with a backing file takes the backing image's size.
+     *
+     * @return the virtual size of the new image
+     */
+    public static long createQcow2(Path cwd, String filename, long size, Qcow2CreateOptions o) throws IOException {
+        if (o == null) {
+            o = Qcow2CreateOptions.defaults();
+        }
+        long cs = o.effectiveClusterSize();
+        if (Long.bitCount(cs) != 1 || cs < 512 || cs > (2 << 20)) {
+            throw new ImageException("Cluster size must be a power of two between 512 and 2048k");
+        }
+        String compat = o.effectiveCompat();
+        int version;
+        if (compat.equals("1.1") || compat.equals("v3")) {
+            version = 3;
+        } else if (compat.equals("0.10") || compat.equals("v2")) {
+            version = 2;
+        } else {
+            throw new ImageException("Parameter 'compat' does not accept value '" + compat + "'");
+        }
+        int rb = o.effectiveRefcountBits();
+        if (Integer.bitCount(rb) != 1 || rb > 64) {
+            throw new ImageException("Refcount width must be a power of two and may not exceed 64 bits");
+        }
+        if (version == 2 && rb != 16) {
+            throw new ImageException("Different refcount widths than 16 bits require compatibility level 1.1 "
+                    + "or above (use version=v3 or greater)");
+        }
+        if (version == 2 && o.lazyRefcounts()) {
+            throw new ImageException("Lazy refcounts only supported with compatibility level 1.1 and above "
+                    + "(use version=v3 or greater)");
+        }
+        String bfile = o.backingFile();
+        String bfmt = o.backingFormat();
+        if (bfile != null && !bfile.isEmpty()) {
+            String bname = pathCombine(filename, bfile);
+            if (bfmt == null || size <= 0) {
+                Image b;
+                try {
+                    b = open(cwd, bname, bfmt, true);
+                } catch (ImageException e) {
+                    throw new ImageException(BACKING_PREFIX + e.getMessage(), e);
+                }
+                try {
+                    if (bfmt == null) {
+                        bfmt = b.format();
+                    }
+                    if (size <= 0) {
+                        size = b.size();
+                    }
+                } finally {
+                    b.close();
+                }
+            }
+            if (bfile.getBytes(StandardCharsets.UTF_8).length > 1023) {
+                throw new ImageException("Backing file name too long");
+            }
+        } else {
+            bfile = null;
+            bfmt = null;
+        }
+        if (size < 0 || (size & 511) != 0) {
+            throw new ImageException("Image size must be a multiple of 512 bytes");
+        }
+        int clusterBits = Long.numberOfTrailingZeros(cs);
+        int order = Integer.numberOfTrailingZeros(rb);
+        // header cluster
+        ByteBuffer h = ByteBuffer.allocate((int) cs);
+        h.putInt(0, Qcow2Image.MAGIC).putInt(4, version);
+        h.putInt(20, clusterBits).putLong(24, 0);
+        h.putInt(36, 0).putLong(40, 0);
+        h.putLong(48, cs).putInt(56, 1);
+        int pos;
+        if (version == 3) {
+            h.putLong(72, 0).putLong(80, o.lazyRefcounts() ? Qcow2Image.COMPAT_LAZY : 0).putLong(88, 0);
+            h.putInt(96, order).putInt(100, 112);
+            pos = 112;
+        } else {
+            pos = 72;
+        }
+        if (bfmt != null) {
+            byte[] f = bfmt.getBytes(StandardCharsets.UTF_8);
+            h.putInt(pos, Qcow2Image.EXT_BACKING_FORMAT).putInt(pos + 4, f.length);
+            h.put(pos + 8, f);
+            pos += 8 + ((f.length + 7) & ~7);
+        }
+        if (version == 3) {
+            byte[] ft = featureTable();
+            if (pos + 8 + ft.length + 8 <= cs) {
+                h.putInt(pos, Qcow2Image.EXT_FEATURE_TABLE).putInt(pos + 4, ft.length);
+                h.put(pos + 8, ft);
+                pos += 8 + ft.length;
+            }
+        }
+        pos += 8;
+        if (bfile != null) {
+            byte[] n = bfile.getBytes(StandardCharsets.UTF_8);
+            if (pos + n.length > cs) {
+                throw new ImageException("Backing file name too long for the cluster size");
+            }
+            h.put(pos, n);
+            h.putLong(8, pos).putInt(16, n.length);
+        }
+        Path p = cwd.resolve(filename);
+        try (FileChannel c = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            Qcow2Image.writeFully(c, h, 0);
+            ByteBuffer rt = ByteBuffer.allocate((int) cs);
+            rt.putLong(0, 2 * cs);
+            Qcow2Image.writeFully(c, rt, cs);
+            ByteBuffer blk = ByteBuffer.allocate((int) cs);
+            // refcount 1 for clusters 0, 1 and 2
+            for (int i = 0; i < 3; i++) {
+                setRefcount(blk, order, i);
+            }
+            Qcow2Image.writeFully(c, blk, 2 * cs);
+            c.force(true);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ImageException("Could not create '" + filename + "': No such file or directory");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw new ImageException("Could not create '" + filename + "': Permission denied");
+        }
+        Qcow2Image img = Qcow2Image.open(p, filename, false, Qcow2Image.Options.defaults());
+        try {
+            img.initialSize(size);
+        } finally {
+            img.close();
+        }
+        return size;
+    }
+
+    private static void setRefcount(ByteBuffer blk, int order, int idx) {
+        int bits = 1 << order;
+        if (bits < 8) {
+            int perByte = 8 / bits;
+            int b = blk.get(idx / perByte) | (1 << ((idx % perByte) * bits));
+            blk.put(idx / perByte, (byte) b);
+        } else {
+            int bytes = bits / 8;
+            blk.put(idx * bytes + bytes - 1, (byte) 1);
+        }
+    }
+
+    private static byte[] featureTable() {
+        Object[][] f = {
+            {0, 0, "dirty bit"}, {0, 1, "corrupt bit"}, {0, 2, "external data file"},
+            {0, 3, "compression type"}, {0, 4, "extended L2 entries"}, {1, 0, "lazy refcounts"},
+            {2, 0, "bitmaps"}, {2, 1, "raw external data"},
+        };
+        ByteBuffer b = ByteBuffer.allocate(48 * f.length);
+        for (int i = 0; i < f.length; i++) {
+            b.put(i * 48, (byte) (int) (Integer) f[i][0]);
+            b.put(i * 48 + 1, (byte) (int) (Integer) f[i][1]);
+            b.put(i * 48 + 2, ((String) f[i][2]).getBytes(StandardCharsets.US_ASCII));
+        }
+        return b.array();
+    }
+
+    /** QEMU's "Formatting ..." line of qemu-img create for a qcow2 image. */
+    public static String formattingLine(String filename, long size, Qcow2CreateOptions o) {
+        if (o == null) {
+            o = Qcow2CreateOptions.defaults();
+        }
+        StringBuilder sb = new StringBuilder();
+        sb.append("Formatting '").append(filename).append("', fmt=qcow2 cluster_size=")
+                .append(o.effectiveClusterSize()).append(" extended_l2=off compression_type=zlib size=").append(size);
+        if (o.compat() != null) {
+            sb.append(" compat=").append(o.compat());
+        }
+        if (o.backingFile() != null) {
+            sb.append(" backing_file=").append(o.backingFile());
+            if (o.backingFormat() != null) {
+                sb.append(" backing_fmt=").append(o.backingFormat());
+            }
+        }
+        sb.append(" lazy_refcounts=").append(o.lazyRefcounts() ? "on" : "off");
+        sb.append(" refcount_bits=").append(o.effectiveRefcountBits());
+        return sb.toString();
+    }
+
+    /** QEMU's "Formatting ..." line for {@code fmt} ("raw" or "qcow2"). */
+    public static String formattingLine(String filename, String fmt, long size, Qcow2CreateOptions o) {
+        if ("raw".equals(fmt)) {
+            return "Formatting '" + filename + "', fmt=raw size=" + size;
+        }
+        return formattingLine(filename, size, o);
+    }
+}

@@ -1,0 +1,211 @@
+package io.livemon.image;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/** A raw image: the file is the disk. Every byte is DATA in this layer. */
+public final class RawImage implements Image {
+    private final String filename;
+    private final Path path;
+    private final ReentrantReadWriteLock opLock = new ReentrantReadWriteLock(); // guards channel/readOnly: I/O takes read, reopen/resize/close take write
+    private volatile FileChannel ch;
+    private volatile boolean readOnly;
+    private volatile long size;
+
+    private RawImage(Path path, String filename, boolean readOnly) throws IOException {
+        this.path = path;
+        this.filename = filename;
+        this.readOnly = readOnly;
+        this.ch = Qcow2Image.openChannel(path, filename, readOnly);
+        this.size = ch.size();
+    }
+
+    /** Opens {@code path} (shown as {@code filename}) as a raw image. */
+    public static RawImage open(Path path, String filename, boolean readOnly) throws IOException {
+        return new RawImage(path, filename, readOnly);
+    }
+
+    static void create(Path path, long size) throws IOException {
+        try (FileChannel c = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            if (size > 0) {
+                c.write(ByteBuffer.wrap(new byte[1]), size - 1);
+                c.truncate(size);
+            }
+        }
+    }
+
+    @Override public String filename() { return filename; }
+    @Override public Path path() { return path; }
+    @Override public String format() { return "raw"; }
+    @Override public long size() { return size; }
+    @Override public boolean isReadOnly() { return readOnly; }
+    @Override public Image backing() { return null; }
+    @Override public String backingFileString() { return null; }
+    @Override public String backingFormatString() { return null; }
+    @Override public void setBacking(Image backing) {
+        if (backing != null) {
+            throw new IllegalArgumentException("raw images have no backing file");
+        }
+    }
+
+    @Override
+    public void setReadOnly(boolean ro) throws IOException {
+        opLock.writeLock().lock();
+        try {
+            if (ro == readOnly) {
+                return;
+            }
+            FileChannel n = Qcow2Image.openChannel(path, filename, ro);
+            ch.close();
+            ch = n;
+            readOnly = ro;
+        } finally {
+            opLock.writeLock().unlock();
+        }
+    }
+
+    private void check(long offset, long len) throws ImageException {
+        if (offset < 0 || len < 0 || offset + len > size) {
+            throw new ImageException("Request out of range for '" + filename + "': offset " + offset + " length " + len
+                    + " size " + size);
+        }
+    }
+
+    private void checkWritable() throws ImageException {
+        if (readOnly) {
+            throw new ImageException("Block node is read-only");
+        }
+    }
+
+    @Override
+    public void read(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        opLock.readLock().lock();
+        try {
+            check(offset, len);
+            ByteBuffer bb = ByteBuffer.wrap(buf, bufOffset, len);
+            long pos = offset;
+            while (bb.hasRemaining()) {
+                int n = ch.read(bb, pos);
+                if (n < 0) {
+                    while (bb.hasRemaining()) {
+                        bb.put((byte) 0);
+                    }
+                    break;
+                }
+                pos += n;
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public void write(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkWritable();
+            check(offset, len);
+            Qcow2Image.writeFully(ch, ByteBuffer.wrap(buf, bufOffset, len), offset);
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public void writeZeroes(long offset, long len) throws IOException {
+        byte[] z = new byte[(int) Math.min(len, 1 << 20)];
+        long done = 0;
+        while (done < len) {
+            int n = (int) Math.min(z.length, len - done);
+            write(offset + done, z, 0, n);
+            done += n;
+        }
+    }
+
+    @Override
+    public void discard(long offset, long len) throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkWritable();
+            check(offset, len);
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        opLock.readLock().lock();
+        try {
+            if (!readOnly) {
+                ch.force(true);
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public BlockStatus blockStatus(long offset, long maxLen) {
+        long n = Math.max(0, Math.min(maxLen, size - offset));
+        return new BlockStatus(BlockStatus.Kind.DATA, n);
+    }
+
+    @Override
+    public Allocation isAllocatedAbove(long offset, long maxLen, Image base) {
+        long n = Math.max(0, Math.min(maxLen, size - offset));
+        return new Allocation(base != this, n);
+    }
+
+    @Override
+    public long copyUpFromBacking(long offset, long len) {
+        return 0;
+    }
+
+    @Override
+    public void changeBackingFile(Image newBacking, String backingFileString, String backingFormat) throws IOException {
+        throw new ImageException("Operation not supported: raw images have no backing file");
+    }
+
+    @Override
+    public void resize(long newSize) throws IOException {
+        opLock.writeLock().lock();
+        try {
+            checkWritable();
+            if (newSize < size) {
+                ch.truncate(newSize);
+            } else if (newSize > size) {
+                ch.write(ByteBuffer.wrap(new byte[1]), newSize - 1);
+            }
+            size = newSize;
+        } finally {
+            opLock.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public ImageInfo info() throws IOException {
+        return new ImageInfo("raw", size, 0, null, 0, false, false, false, Files.size(path));
+    }
+
+    @Override
+    public void close() throws IOException {
+        opLock.writeLock().lock();
+        try {
+            ch.close();
+        } finally {
+            opLock.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "RawImage[" + filename + "]";
+    }
+}
