@@ -260,7 +260,7 @@ public final class Images {
         }
         if (version == 3) {
             byte[] ft = featureTable();
-            if (pos + 8 + ft.length + 8 <= cs) {
+            if (pos + 8 + ft.length + 8 < cs) {
                 h.putInt(pos, Qcow2Image.EXT_FEATURE_TABLE).putInt(pos + 4, ft.length);
                 h.put(pos + 8, ft);
                 pos += 8 + ft.length;

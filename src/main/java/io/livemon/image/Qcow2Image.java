@@ -692,9 +692,12 @@ public final class Qcow2Image implements Image {
     private long allocateContiguous(long n) throws IOException {
         while (true) {
             long start = findFree(freeHint, n);
+            long savedHint = freeHint;
+            freeHint = start + n; // new refcount blocks go after the run, not into it
             for (long c = start; c < start + n; c++) {
                 ensureRefblockFor(c);
             }
+            freeHint = Math.min(freeHint, savedHint);
             boolean free = true;
             for (long c = start; c < start + n && free; c++) {
                 free = getRefcount(c) == 0;
@@ -1375,7 +1378,10 @@ public final class Qcow2Image implements Image {
         opLock.readLock().lock();
         try {
             checkOpen();
-            long end = Math.min(size, offset + Math.max(0, maxLen));
+            if (offset < 0 || offset >= size || maxLen <= 0) {
+                return new BlockStatus(BlockStatus.Kind.UNALLOCATED, 0);
+            }
+            long end = offset + Math.min(maxLen, size - offset);
             if (offset >= end) {
                 return new BlockStatus(BlockStatus.Kind.UNALLOCATED, 0);
             }
