@@ -1,0 +1,293 @@
+package io.livemon.qmp;
+
+import static io.livemon.qmp.QmpCommand.Flags.EXCLUSIVE;
+import static io.livemon.qmp.QmpCommand.Flags.QUERY;
+
+import io.livemon.Version;
+import io.livemon.block.BlockDevice;
+import io.livemon.block.BlockException;
+import io.livemon.block.BlockGraph;
+import io.livemon.block.BlockNode;
+import io.livemon.block.DriveOperations;
+import io.livemon.block.Event;
+import io.livemon.block.ExternalSnapshot;
+import io.livemon.block.Job;
+import io.livemon.block.JobInfo;
+import io.livemon.block.OnErrorPolicy;
+import io.livemon.block.StreamJob;
+import io.livemon.block.StreamRequest;
+import io.livemon.monitor.HmpSession;
+import io.livemon.monitor.Interpreter;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The QMP command table: every command livemon serves, with its 7.2 argument schema and a thin handler over the
+ * block layer (the same typed operations HMP calls). Schema syntax: {@code ?name:type}, {@code ?} = optional,
+ * types {@code str int bool enum(a|b) enum-list(a|b)}.
+ */
+final class QmpCommands {
+    private static final String ON_ERROR = "enum(report|ignore|enospc|stop|auto)";
+    /** How long a cancel or finalize waits for the job's transitions before answering. */
+    private static final long SETTLE_MILLIS = 10_000;
+
+    private QmpCommands() {
+    }
+
+    static List<QmpCommand> table() {
+        return List.of(
+                QmpCommand.of("qmp_capabilities", "?enable:enum-list(oob)", EXCLUSIVE, QmpCommands::capabilities),
+                QmpCommand.of("query-version", "", QUERY, (c, a) -> version()),
+                QmpCommand.of("query-commands", "", QUERY, QmpCommands::queryCommands),
+                QmpCommand.of("query-status", "", QUERY, QmpCommands::queryStatus),
+                QmpCommand.of("query-name", "", QUERY,
+                        (c, a) -> c.server().name() == null ? Json.obj() : Json.obj("name", c.server().name())),
+                QmpCommand.of("query-block", "", QUERY, QmpCommands::queryBlock),
+                QmpCommand.of("query-named-block-nodes", "?flat:bool", QUERY, QmpCommands::queryNamedBlockNodes),
+                QmpCommand.of("query-block-jobs", "", QUERY, QmpCommands::queryBlockJobs),
+                QmpCommand.of("query-jobs", "", QUERY, QmpCommands::queryJobs),
+                QmpCommand.of("block-stream", "?job-id:str device:str ?base:str ?base-node:str ?backing-file:str"
+                        + " ?bottom:str ?speed:int ?on-error:" + ON_ERROR + " ?filter-node-name:str"
+                        + " ?auto-finalize:bool ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::blockStream),
+                QmpCommand.of("blockdev-snapshot-sync", "?device:str ?node-name:str snapshot-file:str"
+                        + " ?snapshot-node-name:str ?format:str ?mode:enum(existing|absolute-paths)", EXCLUSIVE,
+                        QmpCommands::snapshotSync),
+                QmpCommand.of("block-job-set-speed", "device:str speed:int", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().job(a.str("device")).setSpeed(a.integer("speed", 0)))),
+                QmpCommand.of("block-job-pause", "device:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().job(a.str("device")).pause())),
+                QmpCommand.of("block-job-resume", "device:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().job(a.str("device")).resume())),
+                QmpCommand.of("block-job-cancel", "device:str ?force:bool", EXCLUSIVE,
+                        (c, a) -> settle(c, c.graph().job(a.str("device")),
+                                j -> j.cancel(a.bool("force", false)))),
+                QmpCommand.of("block-job-complete", "device:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().job(a.str("device")).complete())),
+                QmpCommand.of("block-job-finalize", "id:str", EXCLUSIVE,
+                        (c, a) -> settle(c, c.graph().job(a.str("id")), Job::finalizeJob)),
+                QmpCommand.of("block-job-dismiss", "id:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().job(a.str("id")).dismiss())),
+                QmpCommand.of("job-cancel", "id:str", EXCLUSIVE,
+                        (c, a) -> settle(c, c.graph().genericJob(a.str("id")), j -> j.cancel(true))),
+                QmpCommand.of("job-pause", "id:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().genericJob(a.str("id")).pause())),
+                QmpCommand.of("job-resume", "id:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().genericJob(a.str("id")).resume())),
+                QmpCommand.of("job-complete", "id:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().genericJob(a.str("id")).complete())),
+                QmpCommand.of("job-finalize", "id:str", EXCLUSIVE,
+                        (c, a) -> settle(c, c.graph().genericJob(a.str("id")), Job::finalizeJob)),
+                QmpCommand.of("job-dismiss", "id:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().genericJob(a.str("id")).dismiss())),
+                QmpCommand.of("block_resize", "?device:str ?node-name:str size:int", EXCLUSIVE,
+                        (c, a) -> done(() -> DriveOperations.resize(c.graph(), a.str("device"), a.str("node-name"),
+                                a.integer("size", 0)))),
+                QmpCommand.of("eject", "?device:str ?id:str ?force:bool", EXCLUSIVE, QmpCommands::eject),
+                QmpCommand.of("blockdev-change-medium", "?device:str ?id:str filename:str ?format:str ?force:bool"
+                        + " ?read-only-mode:enum(retain|read-only|read-write)", EXCLUSIVE,
+                        QmpCommands::changeMedium),
+                QmpCommand.of("human-monitor-command", "command-line:str ?cpu-index:int", EXCLUSIVE,
+                        QmpCommands::humanMonitorCommand),
+                QmpCommand.of("quit", "", EXCLUSIVE, QmpCommands::quit));
+    }
+
+    @FunctionalInterface
+    private interface Op {
+        void run() throws BlockException;
+    }
+
+    @FunctionalInterface
+    private interface JobOp {
+        void run(Job job) throws BlockException;
+    }
+
+    private static Object done(Op op) throws BlockException {
+        op.run();
+        return Json.obj();
+    }
+
+    // ---------------------------------------------------------------- protocol and queries
+
+    static Map<String, Object> version() {
+        return Json.obj("qemu", Json.obj("major", (long) Version.QEMU_MAJOR, "minor", (long) Version.QEMU_MINOR,
+                "micro", (long) Version.QEMU_MICRO), "package", QmpServer.packageString());
+    }
+
+    private static Object capabilities(QmpContext c, QmpCommand.Args a) throws QmpException {
+        if (c.client().negotiated()) {
+            throw new QmpException(QmpException.COMMAND_NOT_FOUND,
+                    "Capabilities negotiation is already complete, command ignored");
+        }
+        c.client().setNegotiated(a.has("enable"));
+        return Json.obj();
+    }
+
+    private static Object queryCommands(QmpContext c, QmpCommand.Args a) {
+        List<Object> l = new ArrayList<>();
+        for (QmpCommand cmd : c.server().commands()) {
+            l.add(Json.obj("name", cmd.name()));
+        }
+        return l;
+    }
+
+    private static Object queryStatus(QmpContext c, QmpCommand.Args a) {
+        boolean paused = c.server().hmp().startedPaused();
+        return Json.obj("running", !paused, "singlestep", false, "status", paused ? "prelaunch" : "running");
+    }
+
+    private static Object queryBlock(QmpContext c, QmpCommand.Args a) {
+        List<Object> l = new ArrayList<>();
+        for (BlockDevice d : c.graph().devices()) {
+            l.add(QmpShapes.blockInfo(d));
+        }
+        return l;
+    }
+
+    private static Object queryNamedBlockNodes(QmpContext c, QmpCommand.Args a) {
+        boolean flat = a.bool("flat", false);
+        List<Object> l = new ArrayList<>();
+        for (BlockNode n : c.graph().nodes()) {
+            BlockDevice d = c.graph().deviceOf(n);
+            String cache = d != null && d.visibleRoot() == n ? d.cacheMode() : null;
+            l.add(QmpShapes.blockDeviceInfo(n, cache, flat));
+        }
+        return l;
+    }
+
+    private static Object queryBlockJobs(QmpContext c, QmpCommand.Args a) {
+        List<Object> l = new ArrayList<>();
+        for (JobInfo j : c.graph().jobInfos()) {
+            l.add(QmpShapes.blockJobInfo(j));
+        }
+        return l;
+    }
+
+    private static Object queryJobs(QmpContext c, QmpCommand.Args a) {
+        List<Object> l = new ArrayList<>();
+        for (JobInfo j : c.graph().jobInfos()) {
+            l.add(QmpShapes.jobInfo(j));
+        }
+        return l;
+    }
+
+    // ---------------------------------------------------------------- block operations
+
+    private static Object blockStream(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        String baseNode = a.str("base-node");
+        if (a.has("bottom")) {
+            if (a.has("base")) {
+                throw QmpException.generic("'base' and 'bottom' cannot be specified at the same time");
+            }
+            if (baseNode != null) {
+                throw QmpException.generic("'base-node' and 'bottom' cannot be specified at the same time");
+            }
+            BlockNode bottom = c.graph().lookupNode(null, a.str("bottom"));
+            BlockNode below = bottom.skipFilters().backing();
+            baseNode = below == null ? null : below.name();
+        }
+        if (a.has("filter-node-name")) {
+            throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-on-read filter is"
+                    + " always implicit)");
+        }
+        String onError = a.has("on-error") ? a.str("on-error") : "report";
+        StreamRequest r = new StreamRequest(a.str("job-id"), a.str("device"), a.str("base"), baseNode,
+                a.str("backing-file"), a.integer("speed", 0), OnErrorPolicy.fromQapi(onError),
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+        StreamJob.start(c.graph(), r);
+        return Json.obj();
+    }
+
+    private static Object snapshotSync(QmpContext c, QmpCommand.Args a) throws BlockException {
+        PrintStream stdout = c.server().stdout();
+        ExternalSnapshot.take(c.graph(), a.str("device"), a.str("node-name"), a.str("snapshot-file"),
+                a.str("format"), "existing".equals(a.str("mode")), a.str("snapshot-node-name"), stdout::println);
+        return Json.obj();
+    }
+
+    private static Object eject(QmpContext c, QmpCommand.Args a) throws BlockException {
+        String id = a.has("device") ? a.str("device") : a.str("id");
+        DriveOperations.eject(c.graph(), id == null ? "" : id, a.bool("force", false));
+        return Json.obj();
+    }
+
+    private static Object changeMedium(QmpContext c, QmpCommand.Args a) throws BlockException {
+        String id = a.has("device") ? a.str("device") : a.str("id");
+        DriveOperations.changeMedium(c.graph(), id == null ? "" : id, a.str("filename"), a.str("format"),
+                a.bool("force", false), a.str("read-only-mode"));
+        return Json.obj();
+    }
+
+    /**
+     * Applies a verb whose transitions QEMU carries out before it answers (cancel, finalize): the reply waits until
+     * the job has concluded (or is gone, when it dismisses itself), so those events precede it.
+     */
+    private static Object settle(QmpContext c, Job job, JobOp op) throws BlockException {
+        String target = job.autoDismiss() ? "null" : "concluded";
+        CountDownLatch settled = new CountDownLatch(1);
+        AutoCloseable sub = c.graph().events().subscribe(e -> {
+            if (e.name().equals("JOB_STATUS_CHANGE") && job.id().equals(e.data().get("id"))
+                    && target.equals(e.data().get("status"))) {
+                settled.countDown();
+            }
+        });
+        try {
+            op.run(job);
+        } catch (BlockException | RuntimeException e) {
+            closeQuietly(sub);
+            throw e;
+        }
+        c.beforeReply(() -> {
+            try {
+                settled.await(SETTLE_MILLIS, TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                closeQuietly(sub);
+            }
+        });
+        return Json.obj();
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        try {
+            c.close();
+        } catch (Exception ignored) {
+            // unsubscribing cannot fail in a way that matters here
+        }
+    }
+
+    // ---------------------------------------------------------------- HMP passthrough and quit
+
+    private static Object humanMonitorCommand(QmpContext c, QmpCommand.Args a) {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream ps = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        HmpSession s = c.server().hmp().withOutput(ps, c.server().stdout());
+        Interpreter.execute(s, a.str("command-line"));
+        ps.flush();
+        String text = buf.toString(StandardCharsets.UTF_8).replace("\r\n", "\n").replace("\n", "\r\n");
+        if (s.quitRequested()) {
+            shutdownEvent(c.graph());
+            c.afterReply(() -> c.server().quitAfterReply(c.client()));
+        }
+        return text;
+    }
+
+    private static Object quit(QmpContext c, QmpCommand.Args a) {
+        shutdownEvent(c.graph());
+        c.afterReply(() -> c.server().quitAfterReply(c.client()));
+        return Json.obj();
+    }
+
+    private static void shutdownEvent(BlockGraph graph) {
+        Instant t = Instant.now();
+        graph.events().publish(new Event("SHUTDOWN", Json.obj("guest", false, "reason", "host-qmp-quit"),
+                t.getEpochSecond() * 1_000_000L + t.getNano() / 1000));
+    }
+}

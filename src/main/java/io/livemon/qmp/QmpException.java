@@ -1,0 +1,32 @@
+package io.livemon.qmp;
+
+import io.livemon.block.BlockException;
+
+/** A QMP error reply: QEMU's error class and description. */
+public final class QmpException extends Exception {
+    public static final String GENERIC = "GenericError";
+    public static final String COMMAND_NOT_FOUND = "CommandNotFound";
+
+    private final String errorClass;
+
+    public QmpException(String errorClass, String desc) {
+        super(desc, null, false, false);
+        this.errorClass = errorClass;
+    }
+
+    public static QmpException generic(String desc) {
+        return new QmpException(GENERIC, desc);
+    }
+
+    public static QmpException of(BlockException e) {
+        return new QmpException(e.errorClass().wireName(), e.getMessage());
+    }
+
+    public String errorClass() {
+        return errorClass;
+    }
+
+    public String desc() {
+        return getMessage();
+    }
+}

@@ -1,0 +1,196 @@
+package io.livemon.qmp;
+
+import io.livemon.block.BlockDevice;
+import io.livemon.block.BlockNode;
+import io.livemon.block.Event;
+import io.livemon.block.JobInfo;
+import io.livemon.image.Image;
+import io.livemon.image.ImageInfo;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The QAPI result types livemon returns, built from the block layer's state. Members are added in schema order;
+ * {@link Json#write} puts them in QEMU's wire order.
+ */
+final class QmpShapes {
+    private QmpShapes() {
+    }
+
+    /** BlockJobInfo. */
+    static Map<String, Object> blockJobInfo(JobInfo j) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("type", j.type().qapiName());
+        m.put("device", j.id());
+        m.put("len", j.len());
+        m.put("offset", j.offset());
+        m.put("busy", j.busy());
+        m.put("paused", j.paused());
+        m.put("speed", j.speed());
+        m.put("io-status", j.ioStatus());
+        m.put("ready", j.ready());
+        m.put("status", j.status().qapiName());
+        m.put("auto-finalize", j.autoFinalize());
+        m.put("auto-dismiss", j.autoDismiss());
+        if (j.error() != null) {
+            m.put("error", j.error());
+        }
+        return m;
+    }
+
+    /** JobInfo (query-jobs). */
+    static Map<String, Object> jobInfo(JobInfo j) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", j.id());
+        m.put("type", j.type().qapiName());
+        m.put("status", j.status().qapiName());
+        m.put("current-progress", j.offset());
+        m.put("total-progress", j.len());
+        if (j.error() != null) {
+            m.put("error", j.error());
+        }
+        return m;
+    }
+
+    /** An event on the wire. */
+    static Map<String, Object> event(Event e) {
+        Map<String, Object> data = new LinkedHashMap<>();
+        for (Map.Entry<String, Object> d : e.data().entrySet()) {
+            Object v = d.getValue();
+            if (v instanceof Integer i) {
+                v = i.longValue();
+            } else if (!(v instanceof String || v instanceof Long || v instanceof Boolean)) {
+                v = String.valueOf(v);
+            }
+            data.put(d.getKey(), v);
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("timestamp", Json.obj("seconds", e.seconds(), "microseconds", e.microseconds()));
+        m.put("event", e.name());
+        m.put("data", data);
+        return m;
+    }
+
+    /** BlockInfo (query-block). */
+    static Map<String, Object> blockInfo(BlockDevice d) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("device", d.id());
+        m.put("type", "unknown");
+        m.put("removable", d.removable());
+        m.put("locked", false);
+        BlockNode root = d.visibleRoot();
+        if (root != null) {
+            m.put("inserted", blockDeviceInfo(root, d.cacheMode(), false));
+        }
+        return m;
+    }
+
+    /** BlockDeviceInfo (query-block's inserted, query-named-block-nodes). */
+    static Map<String, Object> blockDeviceInfo(BlockNode n, String cacheMode, boolean flat) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("file", n.filename());
+        m.put("node-name", n.name());
+        m.put("ro", n.readOnly());
+        m.put("drv", n.driver());
+        BlockNode fmt = n.role() == BlockNode.Role.FORMAT ? n : null;
+        if (fmt != null && fmt.backing() != null && fmt.image().backingFileString() != null) {
+            m.put("backing_file", fmt.image().backingFileString());
+        }
+        m.put("backing_file_depth", flat || fmt == null ? 0 : n.chainDepth());
+        m.put("encrypted", false);
+        m.put("detect_zeroes", "off");
+        m.put("bps", 0L);
+        m.put("bps_rd", 0L);
+        m.put("bps_wr", 0L);
+        m.put("iops", 0L);
+        m.put("iops_rd", 0L);
+        m.put("iops_wr", 0L);
+        m.put("image", n.role() == BlockNode.Role.PROTOCOL ? fileImageInfo(n) : imageInfo(n, flat));
+        String c = cacheMode == null ? "writeback" : cacheMode;
+        m.put("cache", Json.obj("writeback", !c.contains("writethrough"), "direct", c.contains("direct"),
+                "no-flush", c.contains("ignore flushes")));
+        m.put("write_threshold", 0L);
+        return m;
+    }
+
+    /** ImageInfo of a format (or filter) node, with the backing chain nested unless {@code flat}. */
+    static Map<String, Object> imageInfo(BlockNode n, boolean flat) {
+        BlockNode node = n.skipFilters();
+        Image img = node.image();
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("filename", img.filename());
+        m.put("format", n.driver());
+        ImageInfo info = null;
+        try {
+            info = img.info();
+        } catch (IOException e) {
+            // a node whose header cannot be read still shows what the graph knows
+        }
+        m.put("dirty-flag", info != null && info.dirty());
+        if (info != null) {
+            m.put("actual-size", info.diskSize());
+        }
+        m.put("virtual-size", info != null ? info.virtualSize() : node.size());
+        if (info != null && info.clusterSize() > 0) {
+            m.put("cluster-size", info.clusterSize());
+        }
+        String backing = img.backingFileString();
+        if (backing != null && !n.isFilter()) {
+            m.put("backing-filename", backing);
+            m.put("full-backing-filename", fullBackingFilename(img.filename(), backing));
+            if (img.backingFormatString() != null) {
+                m.put("backing-filename-format", img.backingFormatString());
+            }
+        }
+        if (!flat && !n.isFilter() && node.backing() != null) {
+            m.put("backing-image", imageInfo(node.backing(), false));
+        }
+        if (info != null && info.compat() != null && !n.isFilter()) {
+            Map<String, Object> data = new LinkedHashMap<>();
+            data.put("compat", info.compat());
+            data.put("extended-l2", false);
+            data.put("lazy-refcounts", info.lazyRefcounts());
+            data.put("corrupt", info.corrupt());
+            data.put("refcount-bits", (long) info.refcountBits());
+            data.put("compression-type", "zlib");
+            m.put("format-specific", Json.obj("type", "qcow2", "data", data));
+        }
+        return m;
+    }
+
+    /** ImageInfo of a protocol ("file") node: the host file itself. */
+    static Map<String, Object> fileImageInfo(BlockNode n) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("filename", n.filename());
+        m.put("format", "file");
+        m.put("dirty-flag", false);
+        long length = 0;
+        long actual = 0;
+        try {
+            length = Files.size(n.image().path());
+            actual = n.image().info().diskSize();
+        } catch (IOException e) {
+            actual = length;
+        }
+        m.put("actual-size", actual);
+        m.put("virtual-size", length);
+        return m;
+    }
+
+    /** QEMU's path_combine: a relative backing name is relative to the overlay's directory. */
+    static String fullBackingFilename(String overlay, String backing) {
+        if (backing.startsWith("/")) {
+            return backing;
+        }
+        int slash = overlay.lastIndexOf('/');
+        return slash < 0 ? backing : overlay.substring(0, slash + 1) + backing;
+    }
+
+    static List<Object> list(List<Map<String, Object>> l) {
+        return new ArrayList<>(l);
+    }
+}
