@@ -8,6 +8,8 @@ import io.livemon.monitor.HmpSession;
 import io.livemon.monitor.PipeMonitor;
 import io.livemon.monitor.ScriptReplay;
 import io.livemon.monitor.TerminalMonitor;
+import io.livemon.qmp.QmpEndpoint;
+import io.livemon.qmp.QmpServer;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -38,6 +40,7 @@ final class Launcher {
             cwd = Files.createTempDirectory("livemon-demo-");
         }
         BlockGraph graph = new BlockGraph(cwd);
+        QmpServer qmp = null;
         try {
             if (demo) {
                 String top = DemoChain.create(cwd);
@@ -57,6 +60,11 @@ final class Launcher {
                 }
             }
             HmpSession session = new HmpSession(graph, new CommandTable(), out, out, options.startPaused);
+            qmp = startQmp(graph, session, out);
+            if (qmp == null && (!options.qmp.isEmpty() || !options.mons.isEmpty())) {
+                graph.close();
+                return 1;
+            }
             boolean terminal = System.console() != null;
             if (options.script != null) {
                 int rc = ScriptReplay.replay(session, Paths.get(options.script), out, options.strict);
@@ -70,11 +78,55 @@ final class Launcher {
                 return new TerminalMonitor(session).run(history);
             }
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-            return new PipeMonitor(session, in, out).run(options.events, options.strict);
+            int rc = new PipeMonitor(session, in, out).run(options.events, options.strict);
+            if (qmp != null && !session.quitRequested() && rc == 0) {
+                // With QMP sockets open, end of input does not end livemon: QMP's quit does.
+                new java.util.concurrent.CountDownLatch(1).await();
+            }
+            return rc;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
         } finally {
             LOG.info("shutting down");
+            if (qmp != null) {
+                qmp.close();
+            }
             graph.close();
         }
+    }
+
+    /** Starts the QMP server on every -qmp / -mon endpoint; null if there is none or one fails. */
+    private QmpServer startQmp(BlockGraph graph, HmpSession session, PrintStream out) {
+        java.util.List<QmpEndpoint> endpoints;
+        try {
+            endpoints = QmpEndpoint.parse(options.qmp, options.chardevs, options.mons);
+        } catch (IllegalArgumentException e) {
+            System.err.println("livemon: " + e.getMessage());
+            return null;
+        }
+        if (endpoints.isEmpty()) {
+            return null;
+        }
+        QmpServer[] self = new QmpServer[1];
+        // QMP quit: stop serving, close the graph (images left valid), exit.
+        self[0] = new QmpServer(graph, session, out, () -> {
+            LOG.info("quit over QMP");
+            self[0].close();
+            graph.close();
+            out.flush();
+            System.exit(0);
+        }, options.name);
+        for (QmpEndpoint e : endpoints) {
+            try {
+                e.listen(self[0]);
+            } catch (IOException ex) {
+                System.err.println("livemon: -qmp " + e + ": " + ex.getMessage());
+                self[0].close();
+                return null;
+            }
+        }
+        return self[0];
     }
 
     private static void openDemo(BlockGraph graph, String top) throws IOException {
