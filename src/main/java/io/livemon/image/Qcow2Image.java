@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.UnaryOperator;
 import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
@@ -131,12 +132,16 @@ public final class Qcow2Image implements Image {
     private long hostEnd;
     private boolean dirtySetByUs;
 
-    private Qcow2Image(Path path, String filename, boolean readOnly, Options options) throws IOException {
+    private Qcow2Image(Path path, String filename, boolean readOnly, Options options,
+                       UnaryOperator<FileChannel> channelWrapper) throws IOException {
         this.path = path;
         this.filename = filename;
         this.options = options == null ? Options.defaults() : options;
         this.readOnly = readOnly;
         FileChannel c = openChannel(path, filename, readOnly);
+        if (channelWrapper != null) {
+            c = channelWrapper.apply(c);
+        }
         this.ch = c;
         boolean ok = false;
         try {
@@ -335,7 +340,19 @@ public final class Qcow2Image implements Image {
 
     /** Opens a qcow2 layer (no backing image attached: see {@link #setBacking}). */
     public static Qcow2Image open(Path path, String filename, boolean readOnly, Options options) throws IOException {
-        return new Qcow2Image(path, filename, readOnly, options);
+        return new Qcow2Image(path, filename, readOnly, options, null);
+    }
+
+    /**
+     * Test seam (fault injection, see FaultInjectionTest): opens a layer whose file channel is
+     * {@code channelWrapper.apply(realChannel)}, so a test can fail the N-th write or force with an IOException and
+     * then "crash" by closing the real channel without {@link #close()}. Every metadata and data access of the
+     * layer goes through that channel. Only the channel opened here is wrapped: {@link #setReadOnly} reopens an
+     * unwrapped one. Not for production use.
+     */
+    static Qcow2Image openWrapped(Path path, String filename, boolean readOnly, Options options,
+                                  UnaryOperator<FileChannel> channelWrapper) throws IOException {
+        return new Qcow2Image(path, filename, readOnly, options, channelWrapper);
     }
 
     // ------------------------------------------------------------------ low level I/O
