@@ -91,7 +91,10 @@ public abstract class Job {
     public JobInfo info() {
         lock.lock();
         try {
-            return new JobInfo(id, type, status, offset, len, rateLimit.speed(), busy,
+            // QEMU's busy: the job's coroutine is working; never while it waits in pending/concluded
+            boolean working = busy && status != JobStatus.PENDING && status != JobStatus.CONCLUDED
+                    && status != JobStatus.NULL;
+            return new JobInfo(id, type, status, offset, len, rateLimit.speed(), working,
                     status == JobStatus.PAUSED || status == JobStatus.STANDBY,
                     status == JobStatus.READY || status == JobStatus.STANDBY,
                     ioFailed ? "failed" : "ok", autoFinalize, autoDismiss, error);

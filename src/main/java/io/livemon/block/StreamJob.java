@@ -86,6 +86,7 @@ public final class StreamJob extends Job {
         }
         String backingString = r.backingFile() != null ? r.backingFile() : base != null ? base.filename() : null;
         StreamJob job = new StreamJob(graph, id, device, target, base, backingString, intermediates, r);
+        job.setLen(target.size()); // QEMU reports len = virtual size from the start ("Completed 0 of <size>")
         try {
             if (target.readOnly()) {
                 target.image().setReadOnly(false);
