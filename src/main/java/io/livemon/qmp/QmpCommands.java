@@ -163,7 +163,7 @@ final class QmpCommands {
 
     private static Object queryBlockJobs(QmpContext c, QmpCommand.Args a) {
         List<Object> l = new ArrayList<>();
-        for (JobInfo j : c.graph().jobInfos()) {
+        for (JobInfo j : listedJobs(c.graph())) {
             l.add(QmpShapes.blockJobInfo(j));
         }
         return l;
@@ -171,7 +171,7 @@ final class QmpCommands {
 
     private static Object queryJobs(QmpContext c, QmpCommand.Args a) {
         List<Object> l = new ArrayList<>();
-        for (JobInfo j : c.graph().jobInfos()) {
+        for (JobInfo j : listedJobs(c.graph())) {
             l.add(QmpShapes.jobInfo(j));
         }
         return l;
@@ -245,7 +245,9 @@ final class QmpCommands {
         }
         c.beforeReply(() -> {
             try {
-                settled.await(SETTLE_MILLIS, TimeUnit.MILLISECONDS);
+                if (settled.await(SETTLE_MILLIS, TimeUnit.MILLISECONDS) && job.autoDismiss()) {
+                    awaitRemoved(c.graph(), job);
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             } finally {
@@ -253,6 +255,28 @@ final class QmpCommands {
             }
         });
         return Json.obj();
+    }
+
+    /** The job announces {@code null} just before the graph forgets it; wait for that too (bounded). */
+    private static void awaitRemoved(BlockGraph graph, Job job) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 2000;
+        while (System.currentTimeMillis() < deadline) {
+            try {
+                if (graph.genericJob(job.id()) != job) {
+                    return;
+                }
+            } catch (BlockException gone) {
+                return;
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    /** Jobs as the query commands list them: QEMU never lists a job that reached {@code null}. */
+    private static List<JobInfo> listedJobs(BlockGraph graph) {
+        List<JobInfo> l = new ArrayList<>(graph.jobInfos());
+        l.removeIf(j -> j.status() == io.livemon.block.JobStatus.NULL);
+        return l;
     }
 
     private static void closeQuietly(AutoCloseable c) {

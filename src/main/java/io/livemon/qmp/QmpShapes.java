@@ -177,7 +177,8 @@ final class QmpShapes {
             actual = length;
         }
         m.put("actual-size", actual);
-        m.put("virtual-size", length);
+        // QEMU reports a file's length in whole 512-byte sectors
+        m.put("virtual-size", (length + 511) / 512 * 512);
         return m;
     }
 

@@ -118,7 +118,7 @@ class QmpRobustnessTest {
         }
         QmpTestClient ctl = fx.negotiated();
         ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"virtio0\", \"speed\": 4194304}}");
-        ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"second\", \"speed\": 8388608}}");
+        ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"second\", \"speed\": 2097152}}");
         ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
         ConcurrentLinkedQueue<String> errors = new ConcurrentLinkedQueue<>();
         AtomicLong polls = new AtomicLong();
