@@ -160,7 +160,7 @@ public final class Qcow2Image implements Image {
                 throw new ImageException("Unsupported qcow2 version " + version);
             }
             long backingOffset = hb.getLong(8);
-            int backingSize = hb.getInt(16);
+            long backingSize = hb.getInt(16) & 0xffffffffL; // u32: a value >= 2^31 must not become negative
             clusterBits = hb.getInt(20);
             if (clusterBits < 9 || clusterBits > 21) {
                 throw new ImageException("Unsupported cluster size: 2^" + clusterBits);
@@ -243,7 +243,7 @@ public final class Qcow2Image implements Image {
                     throw new ImageException("Invalid backing file offset");
                 }
                 backingFile = backingSize == 0 ? null
-                        : new String(header, (int) backingOffset, backingSize, StandardCharsets.UTF_8);
+                        : new String(header, (int) backingOffset, (int) backingSize, StandardCharsets.UTF_8);
             }
             // header extensions
             int pos = headerLength;
