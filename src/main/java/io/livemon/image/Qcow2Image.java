@@ -243,7 +243,7 @@ public final class Qcow2Image implements Image {
                     throw new ImageException("Invalid backing file offset");
                 }
                 backingFile = backingSize == 0 ? null
-                        : new String(header, (int) backingOffset, (int) backingSize, StandardCharsets.UTF_8);
+                        : cString(header, (int) backingOffset, (int) backingSize);
             }
             // header extensions
             int pos = headerLength;
@@ -263,7 +263,7 @@ public final class Qcow2Image implements Image {
                     if (len > 1023) {
                         throw new ImageException("ERROR: ext_backing_format: len=" + len + " too large (>=1023)");
                     }
-                    backingFormat = new String(data, StandardCharsets.UTF_8);
+                    backingFormat = cString(data, 0, data.length);
                 } else {
                     otherExts.add(new Ext(type, data));
                 }
@@ -326,6 +326,18 @@ public final class Qcow2Image implements Image {
                 c.close();
             }
         }
+    }
+
+    /**
+     * A name stored in the header, cut at its first NUL byte as QEMU's C strings are (a NUL inside a backing file
+     * name used to reach Path.resolve and fail there with an InvalidPathException instead of a clean error).
+     */
+    private static String cString(byte[] b, int off, int len) {
+        int n = 0;
+        while (n < len && b[off + n] != 0) {
+            n++;
+        }
+        return new String(b, off, n, StandardCharsets.UTF_8);
     }
 
     private void checkTable(String what, long off, long len, long fileSize, String msg) throws ImageException {
