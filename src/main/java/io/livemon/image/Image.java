@@ -82,6 +82,31 @@ public interface Image extends Closeable {
     long copyUpFromBacking(long offset, long len) throws IOException;
 
     /**
+     * The stream job's copy step over a whole range: copies up (as {@link #copyUpFromBacking(long, long)}) every
+     * cluster of [offset, offset+len) that is unallocated in this layer and allocated in the backing chain above
+     * {@code base} (exclusive; null = the whole chain), leaving everything else alone. Implementations may batch the
+     * copies (one flush for many runs). Returns the number of guest bytes copied.
+     */
+    default long copyUpFromBacking(long offset, long len, Image base) throws IOException {
+        long end = offset + len;
+        long copied = 0;
+        long pos = offset;
+        while (pos < end) {
+            BlockStatus st = blockStatus(pos, end - pos);
+            long n = Math.max(1, Math.min(st.length(), end - pos));
+            if (!st.allocated() && backing() != null) {
+                Allocation a = backing().isAllocatedAbove(pos, n, base);
+                n = Math.max(1, Math.min(a.length(), n));
+                if (a.allocated()) {
+                    copied += copyUpFromBacking(pos, n);
+                }
+            }
+            pos += n;
+        }
+        return copied;
+    }
+
+    /**
      * Makes {@code newBacking} the backing image of this one (null: none) and rewrites the header's backing file
      * string and backing format (null format: no format extension). In-flight requests finish first.
      */
