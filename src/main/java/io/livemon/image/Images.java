@@ -76,7 +76,10 @@ public final class Images {
         Set<Path> seen = new HashSet<>();
         String name = filename;
         String fmt = format;
-        boolean ro = readOnly;
+        // A writable top is first opened read-only and reopened writable only once the whole chain has opened:
+        // a writable qcow2 open may write (dirty-image repair, clearing autoclear bits), and an open that then
+        // fails on a missing or damaged backing file must leave the top image untouched.
+        boolean ro = true;
         try {
             for (int depth = 0; ; depth++) {
                 String prefix = BACKING_PREFIX.repeat(depth);
@@ -104,7 +107,19 @@ public final class Images {
                 opened.add(img);
                 String b = img.backingFileString();
                 if (b == null || b.isEmpty()) {
-                    return opened.get(0);
+                    if (readOnly) {
+                        return opened.get(0);
+                    }
+                    Image top;
+                    try {
+                        top = open(cwd, filename, format, false, opts);
+                    } catch (ImageException e) {
+                        throw new ImageException(e.getMessage(), e);
+                    }
+                    Image ro0 = opened.set(0, top);
+                    top.setBacking(ro0.backing());
+                    ro0.close();
+                    return top;
                 }
                 name = pathCombine(img.filename(), b);
                 fmt = img.backingFormatString();
