@@ -295,7 +295,7 @@ public final class Qcow2Image implements Image {
                 throw new ImageException("Invalid snapshot table offset");
             }
             rtClusters = (int) rtc;
-            size = vsize;
+            size = vsize & ~511L; // QEMU counts whole 512-byte sectors (total_sectors = size / 512)
             l1 = readLongs(c, l1Offset, (int) l1Size);
             rt = readLongs(c, rtOffset, (int) (rtc * cs / 8));
             l2Cache = new TableCache((int) Math.max(1, this.options.l2CacheBytes() / cs));
