@@ -1008,6 +1008,32 @@ public final class Qcow2Image implements Image {
         }
     }
 
+    /**
+     * Refuses an in-place guest write to a host cluster that holds metadata (a corrupt L2 entry pointing at the
+     * header, the L1 table, the refcount table or a cached L2 table / refcount block), as QEMU's overlap check does
+     * ("Preventing invalid write on metadata"). Only O(1) checks: a table that is not cached is not detected.
+     * Caller holds meta.
+     */
+    private void checkNotMetadata(long host, long guest) throws ImageException {
+        String what = null;
+        if (host < cs) {
+            what = "the image header";
+        } else if (host + cs > l1Offset && host < l1Offset + (long) l1.length * 8) {
+            what = "the active L1 table";
+        } else if (host + cs > rtOffset && host < rtOffset + (long) rtClusters * cs) {
+            what = "the refcount table";
+        } else if (l2Cache.containsKey(host)) {
+            what = "an L2 table";
+        } else if (rbCache.containsKey(host)) {
+            what = "a refcount block";
+        }
+        if (what != null) {
+            throw new ImageException("'" + filename + "': L2 entry for guest offset 0x" + Long.toHexString(guest)
+                    + " points to host offset 0x" + Long.toHexString(host) + ", which holds " + what
+                    + "; preventing invalid write on metadata (image is corrupt)");
+        }
+    }
+
     private byte[] readCompressed(long e, long guest) throws IOException {
         long coff = e & coffsetMask;
         long nb = ((e >>> csizeShift) & csizeMask) + 1;
@@ -1179,6 +1205,7 @@ public final class Qcow2Image implements Image {
                 long h = e & OFFSET_MASK;
                 if (kindOf(e) == Kind.DATA && getRefcount(h >> clusterBits) == 1) {
                     checkDataOffset(h, gc << clusterBits);
+                    checkNotMetadata(h, gc << clusterBits);
                     plans.add(new Plan(gc, h, e, false));
                 } else {
                     plans.add(new Plan(gc, allocateCluster(), e, true));
