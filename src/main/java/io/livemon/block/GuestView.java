@@ -123,6 +123,11 @@ public final class GuestView implements Image {
     }
 
     @Override
+    public void makeEmpty() {
+        throw new UnsupportedOperationException("a guest cannot empty its disk");
+    }
+
+    @Override
     public ImageInfo info() throws IOException {
         return image().info();
     }

@@ -102,6 +102,8 @@ final class BlockCommands {
                 throw new BlockException("Cannot find device='' nor node-name='" + name + "'");
             }
         }
-        QemuIoCommand.run(new GuestView(node), a.getString("command"), s.stdout());
+        if (QemuIoCommand.run(new GuestView(node), a.getString("command"), s.stdout()) != 0) {
+            s.markCommandFailed();
+        }
     }
 }

@@ -15,6 +15,8 @@ public final class HmpSession {
     private final PrintStream stdout;
     /** Written by the command thread, read by the loop that runs it. */
     private volatile boolean quitRequested;
+    /** Set by a command that printed its own failure (qemu-io); read and cleared by the interpreter. */
+    private volatile boolean commandFailed;
     private final boolean paused;
 
     public HmpSession(BlockGraph graph, CommandTable table, PrintStream out, PrintStream stdout, boolean paused) {
@@ -43,6 +45,17 @@ public final class HmpSession {
 
     public void requestQuit() {
         quitRequested = true;
+    }
+
+    /** A command reports failure without an error message of its own (qemu-io's verification failed). */
+    public void markCommandFailed() {
+        commandFailed = true;
+    }
+
+    boolean takeCommandFailed() {
+        boolean f = commandFailed;
+        commandFailed = false;
+        return f;
     }
 
     public boolean quitRequested() {

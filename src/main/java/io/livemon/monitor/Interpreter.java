@@ -54,7 +54,17 @@ public final class Interpreter {
         try {
             args = ArgumentParser.parse(errorPrefix, table.spec(cmd), rest);
         } catch (ArgumentParseException e) {
-            session.out().println(e.getMessage());
+            for (String w : e.stderrWarnings()) {
+                System.err.println("livemon: " + w);
+            }
+            for (String l : e.stdoutLines()) {
+                session.stdout().println(l);
+            }
+            if (e.isUnterminated()) {
+                session.out().print(e.getMessage());
+            } else {
+                session.out().println(e.getMessage());
+            }
             session.out().println("Try \"help " + helpName + "\" for more information");
             return Result.FAILED;
         }
@@ -62,8 +72,9 @@ public final class Interpreter {
             System.err.println("livemon: " + warning);
         }
         try {
+            session.takeCommandFailed();
             cmd.handler().run(session, args);
-            return Result.OK;
+            return session.takeCommandFailed() ? Result.FAILED : Result.OK;
         } catch (BlockException e) {
             session.out().println(CommandTable.bareErrors(cmd) ? e.getMessage() : "Error: " + e.getMessage());
             return Result.FAILED;

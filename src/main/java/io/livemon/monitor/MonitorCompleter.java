@@ -2,18 +2,36 @@ package io.livemon.monitor;
 
 import io.livemon.block.BlockDevice;
 import io.livemon.block.BlockNode;
+import java.nio.file.Path;
 import java.util.List;
+import java.util.Set;
+import org.jline.builtins.Completers;
 import org.jline.reader.Candidate;
 import org.jline.reader.Completer;
 import org.jline.reader.LineReader;
 import org.jline.reader.ParsedLine;
 
-/** Tab completion from the command table: command names, info items, and devices and node names as arguments. */
+/**
+ * Tab completion from the command table: command names, {@code info} items, and for each argument what its
+ * args_type expects — devices and node names for a block device (QEMU offers devices only), file names for files,
+ * format names, the flags that may stand at that position.
+ */
 final class MonitorCompleter implements Completer {
+    /** Arguments of type {@code s} that name a file. */
+    private static final Set<String> FILE_ARGS = Set.of("snapshot-file", "target", "base");
+    private static final List<String> FORMATS = List.of("qcow2", "raw");
+
     private final HmpSession session;
+    private final Completer files;
 
     MonitorCompleter(HmpSession session) {
         this.session = session;
+        this.files = new Completers.FileNameCompleter() {
+            @Override
+            protected Path getUserDir() {
+                return session.graph().cwd();
+            }
+        };
     }
 
     @Override
@@ -24,23 +42,80 @@ final class MonitorCompleter implements Completer {
         if (index == 0) {
             for (HmpCommand c : table.commands()) {
                 for (String n : c.names()) {
-                    candidates.add(new Candidate(n));
+                    candidates.add(new Candidate(n, n, c.extension() ? "livemon" : null, null, null, null, true));
                 }
             }
             return;
         }
-        if (words.get(0).equals("info") && index == 1) {
-            for (HmpCommand c : table.infoCommands()) {
-                candidates.add(new Candidate(c.name()));
+        HmpCommand cmd = table.find(words.get(0));
+        int first = 1;
+        if (cmd == null) {
+            return;
+        }
+        if (cmd.name().equals("help")) {
+            if (index == 1) {
+                table.commands().forEach(c -> candidates.add(new Candidate(c.name())));
             }
             return;
         }
-        for (BlockDevice d : session.graph().devices()) {
-            candidates.add(new Candidate(d.id()));
+        if (cmd.name().equals("info")) {
+            if (index == 1) {
+                table.infoCommands().forEach(c -> candidates.add(new Candidate(c.name())));
+                return;
+            }
+            cmd = table.findInfo(words.get(1));
+            first = 2;
+            if (cmd == null) {
+                return;
+            }
         }
-        for (BlockNode n : session.graph().nodes()) {
-            if (!n.autoNamed()) {
-                candidates.add(new Candidate(n.name()));
+        ArgSpec spec = table.spec(cmd);
+        List<ArgSpec.Param> params = spec.params();
+        int p = 0;
+        for (int w = first; w < index && p < params.size(); w++) {
+            String word = words.get(w);
+            // Skip flags that do not match this word; a matching flag consumes it.
+            while (p < params.size() && params.get(p).type() == '-' && !word.equals("-" + params.get(p).flag())) {
+                p++;
+            }
+            p++;
+        }
+        for (int q = p; q < params.size(); q++) {
+            ArgSpec.Param param = params.get(q);
+            if (param.type() == '-') {
+                candidates.add(new Candidate("-" + param.flag(), "-" + param.flag(), null, param.name(), null, null,
+                        true));
+                continue;
+            }
+            offer(reader, line, candidates, param);
+            break;
+        }
+    }
+
+    private void offer(LineReader reader, ParsedLine line, List<Candidate> candidates, ArgSpec.Param param) {
+        switch (param.type()) {
+            case 'B' -> {
+                for (BlockDevice d : session.graph().devices()) {
+                    candidates.add(new Candidate(d.id(), d.id(), "devices", null, null, null, true));
+                }
+                for (BlockNode n : session.graph().nodes()) {
+                    if (!n.autoNamed()) {
+                        candidates.add(new Candidate(n.name(), n.name(), "nodes", null, null, null, true));
+                    }
+                }
+            }
+            case 'F' -> files.complete(reader, line, candidates);
+            case 's' -> {
+                if (FILE_ARGS.contains(param.name())) {
+                    files.complete(reader, line, candidates);
+                } else if (param.name().equals("format") || param.name().equals("arg")) {
+                    FORMATS.forEach(f -> candidates.add(new Candidate(f)));
+                } else if (param.name().equals("read-only-mode")) {
+                    List.of("retain", "read-only", "read-write").forEach(m -> candidates.add(new Candidate(m)));
+                }
+            }
+            default -> {
+                // sizes and numbers: nothing to offer
             }
         }
     }

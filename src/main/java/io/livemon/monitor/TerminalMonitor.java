@@ -54,7 +54,7 @@ public final class TerminalMonitor {
             return t;
         });
         JobProgressLine line = new JobProgressLine();
-        Status status = Status.getStatus(terminal, false);
+        Status status = Status.getStatus(terminal, true);
         if (status != null) {
             progress.scheduleAtFixedRate(() -> updateStatus(status, line), 250, 250, TimeUnit.MILLISECONDS);
         }
