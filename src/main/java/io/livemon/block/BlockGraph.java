@@ -63,12 +63,9 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
             throw new BlockException("Unknown driver '" + format + "'");
         }
-        String cache = o.cacheModeWords();
+        o.cacheModeWords();
         synchronized (lock) {
-            String id = o.id() != null ? o.id() : defaultDriveId(o.interfaceType());
-            if (devices.containsKey(id)) {
-                throw new BlockException("Duplicate ID '" + id + "' for drive");
-            }
+            checkDriveIdFree(o);
             checkNodeNameFree(o.nodeName());
             Image top;
             try {
@@ -76,6 +73,27 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             } catch (IOException e) {
                 throw new BlockException(e.getMessage(), e);
             }
+            return addOpenedDrive(o, top);
+        }
+    }
+
+    /** The drive's id (given or QEMU's default for its interface); fails when a drive has it already. */
+    private String checkDriveIdFree(DriveOptions o) throws BlockException {
+        String id = o.id() != null ? o.id() : defaultDriveId(o.interfaceType());
+        if (devices.containsKey(id)) {
+            throw new BlockException("Duplicate ID '" + id + "' for drive");
+        }
+        return id;
+    }
+
+    /**
+     * Attaches an already opened chain as a drive described by {@code o} (its file and format options are not
+     * used). Tests use it to put a fault-injecting image under a device.
+     */
+    BlockDevice addOpenedDrive(DriveOptions o, Image top) throws BlockException {
+        String cache = o.cacheModeWords();
+        synchronized (lock) {
+            String id = checkDriveIdFree(o);
             BlockNode root;
             try {
                 root = addChainNodes(top, depth -> depth == 0 ? o.nodeName() : o.backingNodeName(depth));
@@ -85,7 +103,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             }
             BlockDevice d = new BlockDevice(id, o.interfaceType(), root, cache);
             devices.put(id, d);
-            LOG.info("drive {} opened on {}", id, file);
+            LOG.info("drive {} opened on {}", id, top.filename());
             return d;
         }
     }

@@ -1,5 +1,6 @@
 package io.livemon.block;
 
+import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -520,6 +521,48 @@ public abstract class Job {
 
     protected OnErrorPolicy onError() {
         return onError;
+    }
+
+    /** What the work loop does after an I/O error, as the on-error policy decides. */
+    protected enum ErrorAction {
+        /** Fail the job with the error. */
+        REPORT,
+        /** Go on; the job still ends with the first error it met. */
+        IGNORE,
+        /** Pause (io-status failed); a resume retries the request that failed. */
+        STOP
+    }
+
+    /**
+     * Applies the on-error policy to an I/O error of the work loop: emits BLOCK_JOB_ERROR and, for {@code stop},
+     * pauses the job as a user pause would (so that {@code resume} continues it and a non-forced cancel is
+     * refused). The caller retries (stop), skips (ignore) or fails (report).
+     */
+    protected final ErrorAction ioError(IOException e, boolean isRead) {
+        boolean noSpace = IoErrors.isNoSpace(e);
+        ErrorAction action = switch (onError) {
+            case REPORT -> ErrorAction.REPORT;
+            case IGNORE -> ErrorAction.IGNORE;
+            case STOP -> ErrorAction.STOP;
+            case ENOSPC, AUTO -> noSpace ? ErrorAction.STOP : ErrorAction.REPORT;
+        };
+        LOG.info("job {}: I/O error ({}), action {}", id, e.getMessage(), action);
+        context.events().publish(Event.now("BLOCK_JOB_ERROR", orderedMap("device", id,
+                "operation", isRead ? "read" : "write", "action", action.name().toLowerCase(java.util.Locale.ROOT))));
+        if (action == ErrorAction.STOP) {
+            lock.lock();
+            try {
+                if (!userPaused) {
+                    userPaused = true;
+                    pauseCount++;
+                }
+                ioFailed = true;
+                changed.signalAll();
+            } finally {
+                lock.unlock();
+            }
+        }
+        return action;
     }
 
     // ---------------------------------------------------------------- what each job type supplies

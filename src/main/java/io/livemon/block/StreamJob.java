@@ -154,18 +154,37 @@ public final class StreamJob extends Job {
         setLen(len);
         Image baseImage = base == null ? null : base.image();
         long offset = 0;
+        IOException firstError = null;
         while (offset < len) {
             pausePoint();
             // unthrottled, larger steps amortise the engine's per-call metadata sync; a step still takes only tens
             // of milliseconds, so pause and cancel stay prompt
             long chunk = info().speed() == 0 ? UNTHROTTLED_CHUNK : CHUNK;
             long n = Math.min(chunk, len - offset);
-            long copied = top.copyUpFromBacking(offset, n, baseImage);
+            long copied = 0;
+            try {
+                copied = top.copyUpFromBacking(offset, n, baseImage);
+            } catch (IOException e) {
+                // A stream's copy is a read through the chain, so QEMU reports every failure as a read.
+                ErrorAction action = ioError(e, true);
+                if (action == ErrorAction.STOP) {
+                    continue;
+                }
+                if (firstError == null) {
+                    firstError = e;
+                }
+                if (action == ErrorAction.REPORT) {
+                    break;
+                }
+            }
             offset += n;
             setOffset(offset);
             if (copied > 0) {
                 rateLimit(copied);
             }
+        }
+        if (firstError != null) {
+            throw new IOException(IoErrors.strerror(firstError), firstError);
         }
     }
 
