@@ -13,12 +13,7 @@ final class ImageDetails {
     static void print(PrintStream out, BlockNode top) {
         out.println();
         out.println("Images:");
-        boolean first = true;
         for (BlockNode n = top.skipFilters(); n != null; n = n.backing()) {
-            if (!first) {
-                out.println();
-            }
-            first = false;
             ImageInfo info;
             try {
                 info = n.image().info();

@@ -48,64 +48,66 @@ final class InfoCommands {
                 + " bytes/s";
     }
 
+    /**
+     * QEMU's listing: drives (unless {@code -n}), then named nodes (with {@code -n}, or when a name was given: a node
+     * name falls through to the node list). Entries are separated by an empty line, and a filtered entry is still
+     * preceded by one unless it is the first of its full list.
+     */
     static void block(HmpSession s, ParsedArgs a) {
         PrintStream out = s.out();
         String filter = a.has("device") ? a.getString("device") : null;
         boolean verbose = a.getFlag("verbose");
-        boolean first = true;
-        if (a.getFlag("nodes")) {
-            for (BlockNode n : s.graph().nodes()) {
+        boolean nodes = a.getFlag("nodes");
+        if (!nodes) {
+            List<BlockDevice> devices = s.graph().devices();
+            for (int i = 0; i < devices.size(); i++) {
+                BlockDevice d = devices.get(i);
+                if (filter != null && !d.id().equals(filter)) {
+                    continue;
+                }
+                if (i > 0) {
+                    out.println();
+                }
+                printDevice(out, d, verbose);
+            }
+        }
+        if (nodes || filter != null) {
+            List<BlockNode> all = s.graph().nodes();
+            for (int i = 0; i < all.size(); i++) {
+                BlockNode n = all.get(i);
                 if (filter != null && !n.name().equals(filter)) {
                     continue;
                 }
-                if (!first) {
+                if (i > 0) {
                     out.println();
                 }
-                first = false;
-                printNode(out, n.name(), n);
-            }
-            return;
-        }
-        boolean matchedDevice = false;
-        for (BlockDevice d : s.graph().devices()) {
-            if (filter != null && !d.id().equals(filter)) {
-                continue;
-            }
-            matchedDevice = true;
-            if (!first) {
-                out.println();
-            }
-            first = false;
-            BlockNode root = d.visibleRoot();
-            if (root == null) {
-                out.println(d.id() + ": [not inserted]");
-                out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
-                continue;
-            }
-            out.println(d.id() + " (" + root.name() + "): " + root.filename() + " (" + root.driver()
-                    + (root.readOnly() ? ", read-only" : "") + ")");
-            if (d.removable()) {
-                out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
-            }
-            out.println("    Cache mode:       " + d.cacheMode());
-            BlockNode backing = root.skipFilters().backing();
-            if (backing != null) {
-                out.println("    Backing file:     " + backing.filename() + " (chain depth: " + root.chainDepth()
-                        + ")");
-            }
-            if (verbose) {
-                ImageDetails.print(out, root);
-            }
-        }
-        if (filter != null && !matchedDevice) {
-            // A node name falls through to the node list (QEMU's info block NODE).
-            BlockNode n = s.graph().findNode(filter);
-            if (n != null) {
                 printNode(out, n.name(), n);
                 if (verbose) {
                     ImageDetails.print(out, n);
                 }
             }
+        }
+    }
+
+    private static void printDevice(PrintStream out, BlockDevice d, boolean verbose) {
+        BlockNode root = d.visibleRoot();
+        if (root == null) {
+            out.println(d.id() + ": [not inserted]");
+            out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
+            return;
+        }
+        out.println(d.id() + " (" + root.name() + "): " + root.filename() + " (" + root.driver()
+                + (root.readOnly() ? ", read-only" : "") + ")");
+        if (d.removable()) {
+            out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
+        }
+        out.println("    Cache mode:       " + d.cacheMode());
+        BlockNode backing = root.skipFilters().backing();
+        if (backing != null) {
+            out.println("    Backing file:     " + backing.filename() + " (chain depth: " + root.chainDepth() + ")");
+        }
+        if (verbose) {
+            ImageDetails.print(out, root);
         }
     }
 
