@@ -223,6 +223,20 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
     }
 
+    /** Registers an opened image (a job's target) as a format node with its protocol node, under no device. */
+    BlockNode addNode(Image image, String nodeName) throws BlockException {
+        synchronized (lock) {
+            return addFormatNode(image, nodeName, true);
+        }
+    }
+
+    /** Makes {@code root} the device's root node (a mirror's pivot). */
+    void setRoot(BlockDevice device, BlockNode root) {
+        synchronized (lock) {
+            device.setRoot(root);
+        }
+    }
+
     /** drive_del: removes the device and closes its chain. */
     void removeDevice(BlockDevice d) {
         synchronized (lock) {

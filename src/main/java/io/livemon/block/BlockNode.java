@@ -128,38 +128,50 @@ public final class BlockNode {
 
     public void write(long offset, byte[] buf, int off, int len) throws IOException {
         BlockNode target = skipFilters();
-        target.notifyBefore(offset, len);
-        target.image.write(offset, buf, off, len);
-        target.notifyAfter(offset, len);
+        Object[] listeners = target.notifyBefore(offset, len);
+        try {
+            target.image.write(offset, buf, off, len);
+        } finally {
+            notifyAfter(listeners, offset, len);
+        }
     }
 
     public void writeZeroes(long offset, long len) throws IOException {
         BlockNode target = skipFilters();
-        target.notifyBefore(offset, len);
-        target.image.writeZeroes(offset, len);
-        target.notifyAfter(offset, len);
+        Object[] listeners = target.notifyBefore(offset, len);
+        try {
+            target.image.writeZeroes(offset, len);
+        } finally {
+            notifyAfter(listeners, offset, len);
+        }
     }
 
     public void discard(long offset, long len) throws IOException {
         BlockNode target = skipFilters();
-        target.notifyBefore(offset, len);
-        target.image.discard(offset, len);
-        target.notifyAfter(offset, len);
+        Object[] listeners = target.notifyBefore(offset, len);
+        try {
+            target.image.discard(offset, len);
+        } finally {
+            notifyAfter(listeners, offset, len);
+        }
     }
 
     public void flush() throws IOException {
         skipFilters().image.flush();
     }
 
-    private void notifyBefore(long offset, long len) throws IOException {
-        for (WriteListener l : writeListeners) {
-            l.beforeWrite(offset, len);
+    /** Calls beforeWrite; returns the listeners called, so that the same ones (and only they) see afterWrite. */
+    private Object[] notifyBefore(long offset, long len) throws IOException {
+        Object[] listeners = writeListeners.toArray();
+        for (Object l : listeners) {
+            ((WriteListener) l).beforeWrite(offset, len);
         }
+        return listeners;
     }
 
-    private void notifyAfter(long offset, long len) {
-        for (WriteListener l : writeListeners) {
-            l.afterWrite(offset, len);
+    private static void notifyAfter(Object[] listeners, long offset, long len) {
+        for (Object l : listeners) {
+            ((WriteListener) l).afterWrite(offset, len);
         }
     }
 

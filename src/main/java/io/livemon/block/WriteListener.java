@@ -4,7 +4,8 @@ import java.io.IOException;
 
 /**
  * Sees every guest write to a node: before it lands (backup's copy-before-write) and after (mirror's dirty
- * tracking). Called on the writing thread; the range is the guest's, not cluster-aligned.
+ * tracking). Called on the writing thread; the range is the guest's, not cluster-aligned. afterWrite runs even when
+ * the write failed (once beforeWrite returned), so a listener may count writes in flight.
  */
 public interface WriteListener {
     default void beforeWrite(long offset, long len) throws IOException {

@@ -1,5 +1,6 @@
 package io.livemon.monitor;
 
+import io.livemon.block.BackupJob;
 import io.livemon.block.BlockDevice;
 import io.livemon.block.BlockException;
 import io.livemon.block.BlockGraph;
@@ -9,6 +10,7 @@ import io.livemon.block.DriveOptions;
 import io.livemon.block.DriveOperations;
 import io.livemon.block.ExternalSnapshot;
 import io.livemon.block.GuestView;
+import io.livemon.block.MirrorJob;
 import io.livemon.block.StreamJob;
 import io.livemon.block.StreamRequest;
 
@@ -38,17 +40,15 @@ final class BlockCommands {
     }
 
     static void driveMirror(HmpSession s, ParsedArgs a) throws BlockException {
-        BlockNode node = s.graph().lookupNode(a.getString("device"), a.getString("device"));
-        if (node.isFilter()) {
-            throw new BlockException("Need a root block node");
-        }
-        throw new BlockException("drive_mirror is not available in this livemon build yet");
+        String format = a.has("format") ? a.getString("format") : null;
+        MirrorJob.start(s.graph(), MirrorJob.Request.hmp(a.getString("device"), a.getString("target"), format,
+                a.getFlag("reuse"), a.getFlag("full")), line -> s.stdout().println(line));
     }
 
     static void driveBackup(HmpSession s, ParsedArgs a) throws BlockException {
-        BlockNode node = s.graph().lookupNode(a.getString("device"), a.getString("device"));
-        DriveOperations.checkNotBusy(s.graph(), node);
-        throw new BlockException("drive_backup is not available in this livemon build yet");
+        String format = a.has("format") ? a.getString("format") : null;
+        BackupJob.start(s.graph(), BackupJob.Request.hmp(a.getString("device"), a.getString("target"), format,
+                a.getFlag("reuse"), a.getFlag("full"), a.getFlag("compress")), line -> s.stdout().println(line));
     }
 
     static void driveAdd(HmpSession s, ParsedArgs a) throws BlockException {

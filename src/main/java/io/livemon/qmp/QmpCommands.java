@@ -4,6 +4,7 @@ import static io.livemon.qmp.QmpCommand.Flags.EXCLUSIVE;
 import static io.livemon.qmp.QmpCommand.Flags.QUERY;
 
 import io.livemon.Version;
+import io.livemon.block.BackupJob;
 import io.livemon.block.BlockDevice;
 import io.livemon.block.BlockException;
 import io.livemon.block.BlockGraph;
@@ -13,6 +14,7 @@ import io.livemon.block.Event;
 import io.livemon.block.ExternalSnapshot;
 import io.livemon.block.Job;
 import io.livemon.block.JobInfo;
+import io.livemon.block.MirrorJob;
 import io.livemon.block.OnErrorPolicy;
 import io.livemon.block.StreamJob;
 import io.livemon.block.StreamRequest;
@@ -35,6 +37,7 @@ import java.util.concurrent.TimeUnit;
  */
 final class QmpCommands {
     private static final String ON_ERROR = "enum(report|ignore|enospc|stop|auto)";
+    private static final String SYNC = "enum(top|full|none|incremental|bitmap)";
     /** How long a cancel or finalize waits for the job's transitions before answering. */
     private static final long SETTLE_MILLIS = 10_000;
 
@@ -56,6 +59,16 @@ final class QmpCommands {
                 QmpCommand.of("block-stream", "?job-id:str device:str ?base:str ?base-node:str ?backing-file:str"
                         + " ?bottom:str ?speed:int ?on-error:" + ON_ERROR + " ?filter-node-name:str"
                         + " ?auto-finalize:bool ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::blockStream),
+                QmpCommand.of("drive-mirror", "?job-id:str device:str target:str ?format:str ?node-name:str"
+                        + " ?replaces:str sync:" + SYNC + " ?mode:enum(existing|absolute-paths) ?speed:int"
+                        + " ?granularity:int ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
+                        + ON_ERROR + " ?unmap:bool ?copy-mode:enum(background|write-blocking) ?auto-finalize:bool"
+                        + " ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::driveMirror),
+                QmpCommand.of("drive-backup", "?job-id:str device:str sync:" + SYNC + " ?speed:int ?bitmap:str"
+                        + " ?bitmap-mode:enum(on-success|never|always) ?compress:bool ?on-source-error:" + ON_ERROR
+                        + " ?on-target-error:" + ON_ERROR + " ?auto-finalize:bool ?auto-dismiss:bool"
+                        + " ?filter-node-name:str target:str ?format:str ?mode:enum(existing|absolute-paths)",
+                        EXCLUSIVE, QmpCommands::driveBackup),
                 QmpCommand.of("blockdev-snapshot-sync", "?device:str ?node-name:str snapshot-file:str"
                         + " ?snapshot-node-name:str ?format:str ?mode:enum(existing|absolute-paths)", EXCLUSIVE,
                         QmpCommands::snapshotSync),
@@ -201,6 +214,33 @@ final class QmpCommands {
                 a.str("backing-file"), a.integer("speed", 0), OnErrorPolicy.fromQapi(onError),
                 a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
         StreamJob.start(c.graph(), r);
+        return Json.obj();
+    }
+
+    private static Object driveMirror(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        if (a.has("replaces")) {
+            throw QmpException.generic("livemon does not support 'replaces'");
+        }
+        String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
+        MirrorJob.Request r = new MirrorJob.Request(a.str("job-id"), a.str("device"), a.str("target"),
+                a.str("format"), a.str("node-name"), a.str("sync"), "existing".equals(a.str("mode")),
+                a.integer("speed", 0), a.integer("granularity", 0), OnErrorPolicy.fromQapi(onError),
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+        MirrorJob.start(c.graph(), r, c.server().stdout()::println);
+        return Json.obj();
+    }
+
+    private static Object driveBackup(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        if (a.has("filter-node-name")) {
+            throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-before-write filter"
+                    + " is always implicit)");
+        }
+        String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
+        BackupJob.Request r = new BackupJob.Request(a.str("job-id"), a.str("device"), a.str("target"),
+                a.str("format"), a.str("sync"), "existing".equals(a.str("mode")), a.integer("speed", 0),
+                a.str("bitmap"), a.str("bitmap-mode"), a.bool("compress", false), OnErrorPolicy.fromQapi(onError),
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+        BackupJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
     }
 

@@ -1,0 +1,108 @@
+package io.livemon.block;
+
+import io.livemon.image.Image;
+import io.livemon.image.Images;
+import io.livemon.image.Qcow2CreateOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.function.Consumer;
+
+/**
+ * The target image of drive-mirror / drive-backup: created (with QEMU's {@code Formatting ...} line on stdout) or
+ * reused ({@code mode=existing}, HMP {@code -n}), then opened as one layer. The steps and messages follow QEMU 7.2's
+ * qmp_drive_mirror / drive_backup_prepare.
+ */
+final class JobTarget {
+    /** The sync modes of drive-mirror/drive-backup (QAPI MirrorSyncMode). */
+    enum Sync {
+        TOP, FULL, NONE, INCREMENTAL, BITMAP;
+
+        static Sync fromQapi(String s) {
+            return valueOf(s.toUpperCase(java.util.Locale.ROOT));
+        }
+
+        String qapiName() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    private JobTarget() {
+    }
+
+    /**
+     * The node a target created for {@code sync} gets as backing file: the source itself for none, the source's
+     * backing node for top, nothing otherwise.
+     */
+    static BlockNode backingFor(BlockNode source, Sync sync) {
+        return switch (sync) {
+            case NONE -> source;
+            case TOP -> source.backing();
+            default -> null;
+        };
+    }
+
+    /**
+     * Creates the target unless {@code reuse}, then opens it read-write (one layer; the caller attaches a backing
+     * image). {@code format} null: the source's format when creating, probed when reusing.
+     */
+    static Image createAndOpen(BlockGraph graph, BlockNode source, String file, String format, boolean reuse,
+                               BlockNode backing, Consumer<String> stdout) throws BlockException {
+        Image src = source.image();
+        String fmt = format != null ? format : reuse ? null : src.format();
+        if (fmt != null && !fmt.equals("qcow2") && !fmt.equals("raw")) {
+            throw new BlockException("Unknown file format '" + fmt + "'");
+        }
+        if (!reuse) {
+            Qcow2CreateOptions o = Qcow2CreateOptions.defaults();
+            if (backing != null) {
+                if (fmt.equals("raw")) {
+                    throw new BlockException("Backing file not supported for file format 'raw'");
+                }
+                o = Qcow2CreateOptions.withBacking(backing.filename(), backing.image().format());
+            }
+            long size = src.size();
+            stdout.accept(Images.formattingLine(file, fmt, size, o));
+            Path path = graph.cwd().resolve(file);
+            Path parent = path.getParent();
+            if (parent != null && !Files.isDirectory(parent)) {
+                throw new BlockException("Could not create '" + file + "': No such file or directory");
+            }
+            try {
+                if (fmt.equals("raw")) {
+                    Images.createRaw(graph.cwd(), file, size);
+                } else {
+                    Images.createQcow2(graph.cwd(), file, size, o);
+                }
+            } catch (IOException e) {
+                throw BlockGraph.wrap(e);
+            }
+        }
+        try {
+            return Images.open(graph.cwd(), file, fmt, false);
+        } catch (IOException e) {
+            throw BlockGraph.wrap(e);
+        }
+    }
+
+    /** Undoes a failed start: drops the target's node if it was registered, else just closes the image. */
+    static void discard(BlockGraph graph, BlockNode targetNode, Image target) {
+        if (targetNode != null) {
+            graph.dropNodes(java.util.List.of(targetNode));
+        } else if (target != null) {
+            DriveOperations.closeQuietly(target);
+        }
+    }
+
+    /** The job id QEMU derives when none is given: the name of the device whose root is {@code node}, else "". */
+    static String defaultJobId(BlockGraph graph, BlockNode node) {
+        BlockDevice d = graph.deviceOf(node);
+        return d != null && d.root().skipFilters() == node.skipFilters() ? d.id() : "";
+    }
+
+    static void checkJobId(String id) throws BlockException {
+        if (!id.matches("[A-Za-z][A-Za-z0-9_.\\-]*")) {
+            throw new BlockException("Invalid job ID '" + id + "'");
+        }
+    }
+}

@@ -1,0 +1,389 @@
+package io.livemon.block;
+
+import io.livemon.image.Allocation;
+import io.livemon.image.Image;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The mirror job (drive_mirror / drive-mirror): copies a drive's data into a target while a dirty bitmap tracks
+ * guest writes, goes READY once in sync and keeps mirroring; complete switches the drive over to the target (pivot),
+ * a non-forced cancel after READY finishes with a consistent target and no pivot.
+ *
+ * <p>Race rules: a region's dirty bits are cleared <em>before</em> its data is read from the source, and a guest
+ * write marks its region dirty <em>after</em> it landed, so a write that overlaps a copy is always copied again. For
+ * the final sync and the pivot, new guest writes are held at the gate and the ones in flight are waited for; a write
+ * that was held and finds the drive already switched is copied into the target by the writer itself.
+ */
+public final class MirrorJob extends Job {
+    private static final Logger LOG = LoggerFactory.getLogger(MirrorJob.class);
+    /** Dirty bitmap granularity. */
+    static final long GRANULARITY = 64 * 1024;
+    /** Largest copy request. */
+    static final long MAX_REQUEST = 1 << 20;
+
+    /** The arguments of drive-mirror / drive_mirror. */
+    public record Request(String jobId, String device, String target, String format, String nodeName, String sync,
+                          boolean reuse, long speed, long granularity, OnErrorPolicy onError, boolean autoFinalize,
+                          boolean autoDismiss) {
+        /** HMP {@code drive_mirror [-n] [-f] device target [format]}. */
+        public static Request hmp(String device, String target, String format, boolean reuse, boolean full) {
+            return new Request(null, device, target, format, null, full ? "full" : "top", reuse, 0, 0,
+                    OnErrorPolicy.REPORT, true, true);
+        }
+    }
+
+    private final BlockGraph graph;
+    private final BlockDevice device;
+    private final BlockNode source;
+    private final BlockNode targetNode;
+    private final JobTarget.Sync sync;
+    /** Zero the target where the source is unallocated (a reused full target without backing file). */
+    private final boolean zeroTarget;
+    private final List<BlockNode> blocked = new ArrayList<>();
+    private BlockNode filter;
+
+    private final BitSet dirty = new BitSet(); // guarded by itself
+    private final long size;
+    private int cursor;
+
+    private final Object gate = new Object(); // guards inflight and frozen
+    private int inflight;
+    private boolean frozen;
+    private volatile boolean pivoted;
+
+    private final WriteListener listener = new WriteListener() {
+        @Override
+        public void beforeWrite(long offset, long len) throws IOException {
+            synchronized (gate) {
+                while (frozen) {
+                    try {
+                        gate.wait();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new InterruptedIOException("interrupted while the mirror switches over");
+                    }
+                }
+                inflight++;
+            }
+        }
+
+        @Override
+        public void afterWrite(long offset, long len) {
+            try {
+                if (pivoted) {
+                    forward(offset, len);
+                } else {
+                    markDirty(offset, len);
+                }
+            } finally {
+                synchronized (gate) {
+                    inflight--;
+                    gate.notifyAll();
+                }
+            }
+        }
+    };
+
+    private MirrorJob(BlockGraph graph, String id, BlockDevice device, BlockNode source, BlockNode targetNode,
+                      JobTarget.Sync sync, boolean zeroTarget, Request r) {
+        super(graph, id, JobType.MIRROR, r.speed(), r.onError(), r.autoFinalize(), r.autoDismiss());
+        this.graph = graph;
+        this.device = device;
+        this.source = source;
+        this.targetNode = targetNode;
+        this.sync = sync;
+        this.zeroTarget = zeroTarget;
+        this.size = source.size();
+    }
+
+    /** Validates as QEMU 7.2's qmp_drive_mirror, creates/opens the target, starts the job. */
+    public static MirrorJob start(BlockGraph graph, Request r, Consumer<String> stdout) throws BlockException {
+        BlockNode named = graph.lookupNode(r.device(), r.device());
+        BlockDevice device = graph.deviceOf(named);
+        if (named.isFilter() || device == null || device.root() != named) {
+            throw new BlockException("Need a root block node");
+        }
+        BlockNode source = named;
+        JobTarget.Sync sync = JobTarget.Sync.fromQapi(r.sync());
+        if (sync == JobTarget.Sync.TOP && source.backing() == null) {
+            sync = JobTarget.Sync.FULL;
+        }
+        if (r.nodeName() != null && graph.findNode(r.nodeName()) != null) {
+            throw new BlockException("Duplicate nodes with node-name='" + r.nodeName() + "'");
+        }
+        BlockNode backing = r.reuse() ? null : JobTarget.backingFor(source, sync);
+        Image target = JobTarget.createAndOpen(graph, source, r.target(), r.format(), r.reuse(), backing, stdout);
+        BlockNode targetNode = null;
+        try {
+            if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
+                throw new BlockException("Sync mode '" + sync.qapiName() + "' not supported");
+            }
+            long g = r.granularity();
+            if (g != 0 && (g < 512 || g > (64L << 20))) {
+                throw new BlockException("Parameter 'granularity' expects a value in range [512B, 64MB]");
+            }
+            if (g != 0 && Long.bitCount(g) != 1) {
+                throw new BlockException("Parameter 'granularity' expects a power of 2");
+            }
+            if (r.speed() < 0) {
+                throw new BlockException("Parameter 'speed' expects a non-negative value");
+            }
+            String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
+            JobTarget.checkJobId(id);
+            graph.checkNotBusy(source);
+            if (target.size() < source.size()) {
+                target.resize(source.size());
+            }
+            BlockNode targetBacking = JobTarget.backingFor(source, sync);
+            if (targetBacking != null) {
+                target.setBacking(targetBacking.image());
+            }
+            boolean zeroTarget = sync == JobTarget.Sync.FULL && r.reuse() && target.backingFileString() == null;
+            targetNode = graph.addNode(target, r.nodeName());
+            targetNode.setBacking(targetBacking);
+            MirrorJob job = new MirrorJob(graph, id, device, source, targetNode, sync, zeroTarget, r);
+            job.blocked.add(source);
+            if (sync == JobTarget.Sync.FULL) {
+                for (BlockNode n = source.backing(); n != null; n = n.backing()) {
+                    job.blocked.add(n);
+                }
+            }
+            job.blocked.add(targetNode);
+            job.filter = graph.insertFilter(device, source, "mirror_top");
+            source.addWriteListener(job.listener);
+            try {
+                graph.startJob(job);
+            } catch (BlockException e) {
+                source.removeWriteListener(job.listener);
+                graph.removeFilter(device, job.filter);
+                throw e;
+            }
+            return job;
+        } catch (IOException e) {
+            JobTarget.discard(graph, targetNode, target);
+            throw BlockGraph.wrap(e);
+        } catch (BlockException | RuntimeException e) {
+            JobTarget.discard(graph, targetNode, target);
+            throw e;
+        }
+    }
+
+    @Override
+    public List<BlockNode> blockedNodes() {
+        return blocked;
+    }
+
+    /** The node that became the drive's root on completion (tests). */
+    BlockNode targetNode() {
+        return targetNode;
+    }
+
+    // ---------------------------------------------------------------- dirty bitmap
+
+    private void markDirty(long offset, long len) {
+        if (len <= 0 || offset >= size) {
+            return;
+        }
+        long end = Math.min(size, offset + len);
+        synchronized (dirty) {
+            dirty.set((int) (offset / GRANULARITY), (int) ((end - 1) / GRANULARITY) + 1);
+        }
+    }
+
+    private long dirtyBytes() {
+        synchronized (dirty) {
+            long n = (long) dirty.cardinality() * GRANULARITY;
+            int last = dirty.length() - 1;
+            if (last >= 0 && (last + 1) * GRANULARITY > size) {
+                n -= (last + 1) * GRANULARITY - size; // the last cluster is partial
+            }
+            return n;
+        }
+    }
+
+    /** Takes the next run of dirty clusters (at most MAX_REQUEST) and clears it; null when nothing is dirty. */
+    private long[] takeDirtyRun() {
+        synchronized (dirty) {
+            int c = dirty.nextSetBit(cursor);
+            if (c < 0) {
+                c = dirty.nextSetBit(0);
+                if (c < 0) {
+                    return null;
+                }
+            }
+            int end = Math.min(dirty.nextClearBit(c), c + (int) (MAX_REQUEST / GRANULARITY));
+            dirty.clear(c, end);
+            cursor = end;
+            long start = c * GRANULARITY;
+            return new long[] {start, Math.min(size, end * GRANULARITY) - start};
+        }
+    }
+
+    // ---------------------------------------------------------------- copying
+
+    private void copy(long offset, long len, byte[] buf) throws IOException {
+        source.image().read(offset, buf, 0, (int) len);
+        targetNode.image().write(offset, buf, 0, (int) len);
+    }
+
+    /** A write that reached the old source after the switch: copy it over to the target ourselves. */
+    private void forward(long offset, long len) {
+        long end = Math.min(size, offset + len);
+        byte[] buf = new byte[(int) Math.min(MAX_REQUEST, Math.max(0, end - offset))];
+        try {
+            for (long pos = offset; pos < end; pos += buf.length) {
+                long n = Math.min(buf.length, end - pos);
+                copy(pos, n, buf);
+            }
+        } catch (IOException e) {
+            LOG.warn("mirror {}: forwarding a late write at {} failed", id(), offset, e);
+        }
+    }
+
+    /** Marks what the sync mode copies initially. */
+    private void dirtyInit() throws IOException {
+        Image src = source.image();
+        Image base = sync == JobTarget.Sync.TOP && source.backing() != null ? source.backing().image() : null;
+        long pos = 0;
+        while (pos < size) {
+            Allocation a = src.isAllocatedAbove(pos, size - pos, base);
+            long n = Math.max(1, Math.min(a.length(), size - pos));
+            if (a.allocated()) {
+                markDirty(pos, n);
+            } else if (zeroTarget) {
+                targetNode.image().writeZeroes(pos, n);
+            }
+            pos += n;
+        }
+    }
+
+    @Override
+    protected void run() throws Exception {
+        byte[] buf = new byte[(int) MAX_REQUEST];
+        if (sync != JobTarget.Sync.NONE) {
+            dirtyInit();
+        }
+        long done = 0;
+        boolean ready = false;
+        while (true) {
+            pausePoint();
+            long[] run = takeDirtyRun();
+            if (run != null) {
+                boolean reading = true;
+                try {
+                    source.image().read(run[0], buf, 0, (int) run[1]);
+                    reading = false;
+                    targetNode.image().write(run[0], buf, 0, (int) run[1]);
+                } catch (IOException e) {
+                    markDirty(run[0], run[1]);
+                    ErrorAction action = ioError(e, reading);
+                    if (action == ErrorAction.REPORT) {
+                        throw e;
+                    }
+                    continue;
+                }
+                done += run[1];
+                setOffset(done);
+                setLen(done + dirtyBytes());
+                rateLimit(run[1]);
+                continue;
+            }
+            setLen(done);
+            if (!ready) {
+                ready = true;
+                becomeReady();
+            }
+            if (completeRequested() || cancelledWhileReady()) {
+                return;
+            }
+            waitForVerb(20, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Holds new guest writes and waits for those in flight. */
+    private void freeze() throws InterruptedIOException {
+        synchronized (gate) {
+            frozen = true;
+            while (inflight > 0) {
+                try {
+                    gate.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new InterruptedIOException();
+                }
+            }
+        }
+    }
+
+    private void thaw() {
+        synchronized (gate) {
+            frozen = false;
+            gate.notifyAll();
+        }
+    }
+
+    /** Final sync with guest writes held, then (on complete) the switch-over. */
+    @Override
+    protected void prepare() throws IOException {
+        freeze();
+        try {
+            byte[] buf = new byte[(int) MAX_REQUEST];
+            long done = info().offset();
+            for (long[] run = takeDirtyRun(); run != null; run = takeDirtyRun()) {
+                copy(run[0], run[1], buf);
+                done += run[1];
+            }
+            setOffset(done);
+            setLen(done);
+            targetNode.image().flush();
+            if (completeRequested()) {
+                graph.setRoot(device, targetNode);
+                pivoted = true;
+            }
+        } finally {
+            thaw();
+        }
+    }
+
+    @Override
+    protected void clean() {
+        graph.removeFilter(device, filter);
+        if (pivoted) {
+            awaitNoWriters();
+            source.removeWriteListener(listener);
+            List<BlockNode> dropped = new ArrayList<>();
+            if (sync != JobTarget.Sync.NONE) {
+                BlockNode stop = sync == JobTarget.Sync.TOP ? source.backing() : null;
+                for (BlockNode n = source; n != null && n != stop; n = n.backing()) {
+                    dropped.add(n);
+                }
+            }
+            graph.dropNodes(dropped);
+        } else {
+            source.removeWriteListener(listener);
+            graph.dropNodes(List.of(targetNode));
+        }
+    }
+
+    private void awaitNoWriters() {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        synchronized (gate) {
+            while (inflight > 0 && System.nanoTime() < deadline) {
+                try {
+                    gate.wait(100);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+}
