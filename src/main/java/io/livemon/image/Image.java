@@ -2,6 +2,7 @@ package io.livemon.image;
 
 import java.io.Closeable;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
 /**
@@ -42,6 +43,23 @@ public interface Image extends Closeable {
 
     /** Reads {@code len} guest bytes at {@code offset} through the chain. Offset + len must be within size(). */
     void read(long offset, byte[] buf, int bufOffset, int len) throws IOException;
+
+    /**
+     * Reads {@code dst.remaining()} guest bytes at {@code offset} through the chain into {@code dst}, advancing its
+     * position. The qcow2 and raw implementations read into a direct buffer without the extra copy a
+     * {@code byte[]} costs; this default goes through {@link #read(long, byte[], int, int)}.
+     */
+    default void read(long offset, ByteBuffer dst) throws IOException {
+        int len = dst.remaining();
+        if (dst.hasArray()) {
+            read(offset, dst.array(), dst.arrayOffset() + dst.position(), len);
+            dst.position(dst.position() + len);
+        } else {
+            byte[] b = new byte[len];
+            read(offset, b, 0, len);
+            dst.put(b);
+        }
+    }
 
     /** Writes guest bytes into this layer. */
     void write(long offset, byte[] buf, int bufOffset, int len) throws IOException;
@@ -104,6 +122,15 @@ public interface Image extends Closeable {
             pos += n;
         }
         return copied;
+    }
+
+    /**
+     * As {@link #copyUpFromBacking(long, long, Image)}, with a caller-owned copy buffer that the implementation may
+     * use instead of allocating one per call (the stream job passes one direct buffer for its whole run). The
+     * buffer's content, position and limit are undefined afterwards; it must not be shared by concurrent calls.
+     */
+    default long copyUpFromBacking(long offset, long len, Image base, ByteBuffer buffer) throws IOException {
+        return copyUpFromBacking(offset, len, base);
     }
 
     /**

@@ -51,13 +51,23 @@ public final class Qcow2Image implements Image {
     static final long INCOMPAT_EXTL2 = 16;
     static final long COMPAT_LAZY = 1;
 
-    /** Cache sizes and flush policy for one opened qcow2 image. */
+    /**
+     * Cache sizes and flush policy for one opened qcow2 image.
+     *
+     * <p>{@code syncMetadata}: whether an {@code fsync} separates every data write from the L2 entry that points at
+     * it (and a new table from its pointer). Off by default: the engine writes in an order that is safe against a
+     * killed process (data before the L2 entry, refcount increments before the pointer, decrements after it), and
+     * a killed process loses nothing that reached the OS; only power loss can reorder what reached the disk, and
+     * for that the contract is QEMU's {@code cache=writeback}: what a completed {@link #flush()} (or close, or a
+     * backing-file change) made durable survives, unflushed writes may be lost or leave leaked clusters. On, every
+     * allocating write also survives power loss in that order, at the price of one fsync per write request.
+     */
     public record Options(long l2CacheBytes, long refcountCacheBytes, boolean syncMetadata) {
         public static Options defaults() {
-            return new Options(1 << 20, 256 << 10, true);
+            return new Options(1 << 20, 256 << 10, false);
         }
 
-        /** Tiny caches (one table each) for tests. */
+        /** Tiny caches (one table each) for tests; keeps the per-write metadata sync so that path stays tested. */
         public static Options tiny() {
             return new Options(1, 1, true);
         }
@@ -389,14 +399,44 @@ public final class Qcow2Image implements Image {
 
     /** Reads fully; bytes past the end of the file read as zeroes. */
     static void readAt(FileChannel c, byte[] b, int off, int len, long pos) throws IOException {
-        ByteBuffer bb = ByteBuffer.wrap(b, off, len);
+        readAt(c, ByteBuffer.wrap(b), off, len, pos);
+    }
+
+    /**
+     * Reads {@code len} bytes at {@code pos} into {@code b} at the absolute index {@code off} (position and limit of
+     * {@code b} are not changed); bytes past the end of the file read as zeroes. A direct {@code b} is read into
+     * without an intermediate copy.
+     */
+    static void readAt(FileChannel c, ByteBuffer b, int off, int len, long pos) throws IOException {
+        ByteBuffer bb = slice(b, off, len);
         while (bb.hasRemaining()) {
             int n = c.read(bb, pos);
             if (n < 0) {
-                Arrays.fill(b, bb.position(), off + len, (byte) 0);
+                zero(bb, bb.position(), bb.remaining());
                 return;
             }
             pos += n;
+        }
+    }
+
+    /** A view of {@code b}'s bytes [off, off+len) (absolute indexes), positioned at 0. */
+    static ByteBuffer slice(ByteBuffer b, int off, int len) {
+        return b.duplicate().limit(off + len).position(off).slice();
+    }
+
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(64 << 10).asReadOnlyBuffer();
+
+    /** Zeroes {@code b}'s bytes [off, off+len) (absolute indexes). */
+    static void zero(ByteBuffer b, int off, int len) {
+        if (b.hasArray()) {
+            Arrays.fill(b.array(), b.arrayOffset() + off, b.arrayOffset() + off + len, (byte) 0);
+            return;
+        }
+        while (len > 0) {
+            int n = Math.min(len, ZEROS.capacity());
+            b.put(off, ZEROS, 0, n);
+            off += n;
+            len -= n;
         }
     }
 
@@ -984,16 +1024,21 @@ public final class Qcow2Image implements Image {
     }
 
     private void readBacking(long pos, byte[] buf, int off, int n) throws IOException {
+        readBacking(pos, ByteBuffer.wrap(buf), off, n);
+    }
+
+    /** Reads the backing chain's bytes at guest {@code pos} into {@code buf}[off, off+n) (absolute indexes). */
+    private void readBacking(long pos, ByteBuffer buf, int off, int n) throws IOException {
         Image b = backing;
         long m = 0;
         if (b != null) {
             m = Math.max(0, Math.min(n, b.size() - pos));
             if (m > 0) {
-                b.read(pos, buf, off, (int) m);
+                b.read(pos, slice(buf, off, (int) m));
             }
         }
         if (m < n) {
-            Arrays.fill(buf, off + (int) m, off + n, (byte) 0);
+            zero(buf, off + (int) m, n - (int) m);
         }
     }
 
@@ -1073,6 +1118,18 @@ public final class Qcow2Image implements Image {
 
     @Override
     public void read(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        read(offset, ByteBuffer.wrap(buf), bufOffset, len);
+    }
+
+    /** Reads into a direct buffer without the copy a {@code byte[]} costs (FileChannel reads into it directly). */
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        int len = dst.remaining();
+        read(offset, dst, dst.position(), len);
+        dst.position(dst.position() + len);
+    }
+
+    private void read(long offset, ByteBuffer buf, int bufOffset, int len) throws IOException {
         opLock.readLock().lock();
         try {
             checkOpen();
@@ -1091,7 +1148,8 @@ public final class Qcow2Image implements Image {
         }
     }
 
-    private void readLocked(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+    /** Reads guest bytes into {@code buf}[bufOffset, bufOffset+len) (absolute indexes). */
+    private void readLocked(long offset, ByteBuffer buf, int bufOffset, int len) throws IOException {
         long pos = offset;
         long end = offset + len;
         // a run of clusters of one kind (host-contiguous for DATA)
@@ -1123,7 +1181,7 @@ public final class Qcow2Image implements Image {
             }
             if (k == Kind.COMPRESSED) {
                 byte[] data = readCompressed(e, gc << clusterBits);
-                System.arraycopy(data, (int) inC, buf, bufOffset + (int) (pos - offset), n);
+                buf.put(bufOffset + (int) (pos - offset), data, (int) inC, n);
             } else if (runKind == null) {
                 runKind = k;
                 runStart = pos;
@@ -1136,10 +1194,10 @@ public final class Qcow2Image implements Image {
         }
     }
 
-    private void readRun(Kind k, long guest, long host, long len, byte[] buf, int off) throws IOException {
+    private void readRun(Kind k, long guest, long host, long len, ByteBuffer buf, int off) throws IOException {
         switch (k) {
             case UNALLOC -> readBacking(guest, buf, off, (int) len);
-            case ZERO -> Arrays.fill(buf, off, off + (int) len, (byte) 0);
+            case ZERO -> zero(buf, off, (int) len);
             case DATA -> readAt(ch, buf, off, (int) len, host);
             default -> throw new IllegalStateException();
         }
@@ -1522,8 +1580,13 @@ public final class Qcow2Image implements Image {
         }
     }
 
-    /** Longest run the batched copy-up reads and writes at once (bounds its buffer). */
+    /** Longest run the batched copy-up reads and writes at once when it allocates its own buffer. */
     private static final long COPY_RUN_MAX = 8L << 20;
+
+    @Override
+    public long copyUpFromBacking(long offset, long len, Image base) throws IOException {
+        return copyUpFromBacking(offset, len, base, null);
+    }
 
     /**
      * Batched copy-up for the stream job: finds every cluster of the range that is unallocated here and allocated
@@ -1531,9 +1594,12 @@ public final class Qcow2Image implements Image {
      * host-contiguous clusters with one request, then (one metadata sync for the whole range, as writeLocked does per
      * request) points the L2 entries at them, writing each L2 table's changed entries at once. Holds the range lock
      * throughout, so a guest write is never overwritten by backing data.
+     *
+     * <p>{@code buffer} (may be null: one is allocated for the call) is the copy buffer; runs longer than its
+     * capacity are copied in pieces. A direct buffer is read into and written from without extra copies.
      */
     @Override
-    public long copyUpFromBacking(long offset, long len, Image base) throws IOException {
+    public long copyUpFromBacking(long offset, long len, Image base, ByteBuffer buffer) throws IOException {
         opLock.readLock().lock();
         try {
             checkOpen();
@@ -1579,12 +1645,25 @@ public final class Qcow2Image implements Image {
                 List<long[]> done = new ArrayList<>(); // {guest start, clusters, host offset}
                 long copied = 0;
                 try {
+                    ByteBuffer buf = buffer;
+                    if (buf == null || buf.capacity() < cs) {
+                        long longest = 0;
+                        for (long[] run : runs) {
+                            longest = Math.max(longest, run[1] - run[0]);
+                        }
+                        buf = ByteBuffer.allocateDirect((int) Math.min(longest, COPY_RUN_MAX));
+                    }
+                    long step = buf.capacity() & ~(cs - 1);
                     for (long[] run : runs) {
                         copied += Math.min(end, Math.min(run[1], size)) - Math.max(offset, run[0]);
-                        for (long s = run[0]; s < run[1]; s += COPY_RUN_MAX) {
-                            long e = Math.min(run[1], s + COPY_RUN_MAX);
-                            byte[] buf = new byte[(int) (e - s)];
-                            readBacking(s, buf, 0, (int) (Math.min(e, size) - s));
+                        for (long s = run[0]; s < run[1]; s += step) {
+                            long e = Math.min(run[1], s + step);
+                            int n = (int) (e - s);
+                            int data = (int) (Math.min(e, size) - s);
+                            readBacking(s, buf, 0, data);
+                            if (data < n) {
+                                zero(buf, data, n - data);
+                            }
                             long host;
                             meta.lock();
                             try {
@@ -1597,7 +1676,7 @@ public final class Qcow2Image implements Image {
                                 meta.unlock();
                             }
                             done.add(new long[] {s, (e - s) >>> clusterBits, host});
-                            writeAt(buf, 0, buf.length, host);
+                            writeFully(ch, slice(buf, 0, n), host);
                         }
                     }
                 } catch (IOException | RuntimeException ex) {

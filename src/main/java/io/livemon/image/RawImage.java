@@ -85,10 +85,17 @@ public final class RawImage implements Image {
 
     @Override
     public void read(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        read(offset, ByteBuffer.wrap(buf, bufOffset, len));
+    }
+
+    /** Reads straight into {@code dst} (no intermediate copy when it is direct). */
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
         opLock.readLock().lock();
         try {
+            int len = dst.remaining();
             check(offset, len);
-            ByteBuffer bb = ByteBuffer.wrap(buf, bufOffset, len);
+            ByteBuffer bb = dst;
             long pos = offset;
             while (bb.hasRemaining()) {
                 int n = ch.read(bb, pos);
