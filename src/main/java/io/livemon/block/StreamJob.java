@@ -2,6 +2,7 @@ package io.livemon.block;
 
 import io.livemon.image.Image;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -155,6 +156,8 @@ public final class StreamJob extends Job {
         Image baseImage = base == null ? null : base.image();
         long offset = 0;
         IOException firstError = null;
+        // one copy buffer for the whole job (direct: read and written without extra copies, no garbage per step)
+        ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(UNTHROTTLED_CHUNK, Math.max(len, 1)));
         while (offset < len) {
             pausePoint();
             // unthrottled, larger steps amortise the engine's per-call metadata sync; a step still takes only tens
@@ -163,7 +166,7 @@ public final class StreamJob extends Job {
             long n = Math.min(chunk, len - offset);
             long copied = 0;
             try {
-                copied = top.copyUpFromBacking(offset, n, baseImage);
+                copied = top.copyUpFromBacking(offset, n, baseImage, buffer);
             } catch (IOException e) {
                 // A stream's copy is a read through the chain, so QEMU reports every failure as a read.
                 ErrorAction action = ioError(e, true);
