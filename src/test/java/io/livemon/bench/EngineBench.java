@@ -5,6 +5,7 @@ import io.livemon.image.Images;
 import io.livemon.image.Qcow2CreateOptions;
 import io.livemon.image.Qcow2Image;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -12,7 +13,10 @@ import java.util.Arrays;
  * Benchmark driver for the image engine (run by {@code bench/engine.sh}, not by the test suite).
  *
  * <pre>
- *   EngineBench read  DIR TOP [REQUEST_BYTES]          read the whole guest-visible content of TOP's chain
+ *   EngineBench read  DIR TOP [REQUEST_BYTES]          read the whole guest-visible content of TOP's chain into one
+ *                                                      direct ByteBuffer (Image.read(long, ByteBuffer))
+ *   EngineBench read-heap DIR TOP [REQUEST_BYTES]      the same into a byte[] (Image.read(long, byte[], ...))
+ *   EngineBench copyup DIR TOP SYNC CHUNK              the stream's copy loop (copy-up of the chain into TOP)
  *   EngineBench write DIR OVERLAY BACKING [REQUEST_BYTES] create OVERLAY over BACKING, fill it, flush
  * </pre>
  *
@@ -31,6 +35,7 @@ public final class EngineBench {
         Path dir = Path.of(args[1]);
         switch (args[0]) {
             case "read" -> read(dir, args[2], args.length > 3 ? Integer.parseInt(args[3]) : 2 << 20);
+            case "read-heap" -> readHeap(dir, args[2], args.length > 3 ? Integer.parseInt(args[3]) : 2 << 20);
             case "write" -> write(dir, args[2], args[3], args.length > 4 ? Integer.parseInt(args[4]) : 2 << 20);
             case "copyup" -> copyUp(dir, args[2], Boolean.parseBoolean(args[3]), Integer.parseInt(args[4]));
             default -> {
@@ -41,6 +46,26 @@ public final class EngineBench {
     }
 
     private static void read(Path dir, String top, int req) throws IOException {
+        Image img = Images.openChain(dir, top, null, true);
+        try {
+            long size = img.size();
+            ByteBuffer buf = ByteBuffer.allocateDirect(req);
+            long sum = 0;
+            long t0 = System.nanoTime();
+            for (long off = 0; off < size; off += req) {
+                int n = (int) Math.min(req, size - off);
+                buf.clear().limit(n);
+                img.read(off, buf);
+                sum += buf.get(0) + buf.get(n - 1);
+            }
+            long t1 = System.nanoTime();
+            report(size, t1 - t0, "checksum=" + sum);
+        } finally {
+            Images.closeChain(img);
+        }
+    }
+
+    private static void readHeap(Path dir, String top, int req) throws IOException {
         Image img = Images.openChain(dir, top, null, true);
         try {
             long size = img.size();
@@ -91,9 +116,10 @@ public final class EngineBench {
         try {
             long size = img.size();
             long copied = 0;
+            ByteBuffer buf = ByteBuffer.allocateDirect(chunk);
             long t0 = System.nanoTime();
             for (long off = 0; off < size; off += chunk) {
-                copied += img.copyUpFromBacking(off, Math.min(chunk, size - off), null);
+                copied += img.copyUpFromBacking(off, Math.min(chunk, size - off), null, buf);
             }
             long t1 = System.nanoTime();
             report(copied, t1 - t0, "");
