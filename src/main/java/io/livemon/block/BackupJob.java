@@ -242,7 +242,7 @@ public final class BackupJob extends Job {
         started.await();
         int clusters = clusters();
         int perRequest = (int) Math.max(1, MAX_REQUEST / clusterSize);
-        byte[] buf = new byte[(int) Math.min(MAX_REQUEST, Math.max(clusterSize, 1))];
+        byte[] buf = new byte[(int) Math.max(MAX_REQUEST, clusterSize)];
         if (sync == JobTarget.Sync.NONE) {
             while (true) {
                 sleepNs(1_000_000_000L); // only copy-before-write; ends by cancel

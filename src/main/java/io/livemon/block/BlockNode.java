@@ -28,6 +28,8 @@ public final class BlockNode {
     private volatile BlockNode backing;
     /** Implicit filters (inserted by a job without a name) are skipped by {@code info block}. */
     private final boolean implicit;
+    /** Set when a mirror switched the drive over to another node: late I/O through this node follows it. */
+    private volatile BlockNode replacedBy;
     /** Guest-write observers (jobs); copy-on-write so the write path takes no lock to read it. */
     private final List<WriteListener> writeListeners = new CopyOnWriteArrayList<>();
 
@@ -108,6 +110,19 @@ public final class BlockNode {
         return d;
     }
 
+    void setReplacedBy(BlockNode n) {
+        this.replacedBy = n;
+    }
+
+    /** The format node I/O through this node goes to: below filters, following a completed mirror's switch-over. */
+    private BlockNode ioTarget() {
+        BlockNode n = skipFilters();
+        while (n.replacedBy != null) {
+            n = n.replacedBy.skipFilters();
+        }
+        return n;
+    }
+
     void addWriteListener(WriteListener l) {
         writeListeners.add(l);
     }
@@ -123,41 +138,66 @@ public final class BlockNode {
     }
 
     public void read(long offset, byte[] buf, int off, int len) throws IOException {
-        skipFilters().image.read(offset, buf, off, len);
+        ioTarget().image.read(offset, buf, off, len);
     }
 
     public void write(long offset, byte[] buf, int off, int len) throws IOException {
-        BlockNode target = skipFilters();
-        Object[] listeners = target.notifyBefore(offset, len);
+        Entry e = enter(offset, len);
         try {
-            target.image.write(offset, buf, off, len);
+            e.target.image.write(offset, buf, off, len);
         } finally {
-            notifyAfter(listeners, offset, len);
+            notifyAfter(e.listeners, offset, len);
         }
     }
 
     public void writeZeroes(long offset, long len) throws IOException {
-        BlockNode target = skipFilters();
-        Object[] listeners = target.notifyBefore(offset, len);
+        Entry e = enter(offset, len);
         try {
-            target.image.writeZeroes(offset, len);
+            e.target.image.writeZeroes(offset, len);
         } finally {
-            notifyAfter(listeners, offset, len);
+            notifyAfter(e.listeners, offset, len);
         }
     }
 
     public void discard(long offset, long len) throws IOException {
-        BlockNode target = skipFilters();
-        Object[] listeners = target.notifyBefore(offset, len);
+        Entry e = enter(offset, len);
         try {
-            target.image.discard(offset, len);
+            e.target.image.discard(offset, len);
         } finally {
-            notifyAfter(listeners, offset, len);
+            notifyAfter(e.listeners, offset, len);
         }
     }
 
     public void flush() throws IOException {
         skipFilters().image.flush();
+    }
+
+    /** Thrown by a listener's beforeWrite when the node was switched over while the write waited: retry it. */
+    static final class Redirected extends IOException {
+        Redirected() {
+            super("switched over", null);
+        }
+    }
+
+    /** Where a write goes and the listeners whose beforeWrite it passed. */
+    private record Entry(BlockNode target, Object[] listeners) {
+    }
+
+    /** Resolves a write's node and passes its listeners; follows a switch-over that happens meanwhile. */
+    private Entry enter(long offset, long len) throws IOException {
+        while (true) {
+            BlockNode target = ioTarget();
+            Object[] listeners;
+            try {
+                listeners = target.notifyBefore(offset, len);
+            } catch (Redirected r) {
+                continue;
+            }
+            if (listeners.length == 0 && target.replacedBy != null) {
+                continue; // switched over (and its listener gone) while this request arrived
+            }
+            return new Entry(target, listeners);
+        }
     }
 
     /** Calls beforeWrite; returns the listeners called, so that the same ones (and only they) see afterWrite. */

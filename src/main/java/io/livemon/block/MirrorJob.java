@@ -9,8 +9,6 @@ import java.util.BitSet;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The mirror job (drive_mirror / drive-mirror): copies a drive's data into a target while a dirty bitmap tracks
@@ -20,10 +18,9 @@ import org.slf4j.LoggerFactory;
  * <p>Race rules: a region's dirty bits are cleared <em>before</em> its data is read from the source, and a guest
  * write marks its region dirty <em>after</em> it landed, so a write that overlaps a copy is always copied again. For
  * the final sync and the pivot, new guest writes are held at the gate and the ones in flight are waited for; a write
- * that was held and finds the drive already switched is copied into the target by the writer itself.
+ * that was held and finds the drive switched over is retried on the target (see {@link BlockNode.Redirected}).
  */
 public final class MirrorJob extends Job {
-    private static final Logger LOG = LoggerFactory.getLogger(MirrorJob.class);
     /** Dirty bitmap granularity. */
     static final long GRANULARITY = 64 * 1024;
     /** Largest copy request. */
@@ -71,6 +68,9 @@ public final class MirrorJob extends Job {
                         throw new InterruptedIOException("interrupted while the mirror switches over");
                     }
                 }
+                if (pivoted) {
+                    throw new BlockNode.Redirected(); // the drive is on the target now: the write goes there
+                }
                 inflight++;
             }
         }
@@ -78,11 +78,7 @@ public final class MirrorJob extends Job {
         @Override
         public void afterWrite(long offset, long len) {
             try {
-                if (pivoted) {
-                    forward(offset, len);
-                } else {
-                    markDirty(offset, len);
-                }
+                markDirty(offset, len);
             } finally {
                 synchronized (gate) {
                     inflight--;
@@ -234,20 +230,6 @@ public final class MirrorJob extends Job {
         targetNode.image().write(offset, buf, 0, (int) len);
     }
 
-    /** A write that reached the old source after the switch: copy it over to the target ourselves. */
-    private void forward(long offset, long len) {
-        long end = Math.min(size, offset + len);
-        byte[] buf = new byte[(int) Math.min(MAX_REQUEST, Math.max(0, end - offset))];
-        try {
-            for (long pos = offset; pos < end; pos += buf.length) {
-                long n = Math.min(buf.length, end - pos);
-                copy(pos, n, buf);
-            }
-        } catch (IOException e) {
-            LOG.warn("mirror {}: forwarding a late write at {} failed", id(), offset, e);
-        }
-    }
-
     /** Marks what the sync mode copies initially. */
     private void dirtyInit() throws IOException {
         Image src = source.image();
@@ -347,6 +329,7 @@ public final class MirrorJob extends Job {
             if (completeRequested()) {
                 graph.setRoot(device, targetNode);
                 pivoted = true;
+                source.setReplacedBy(targetNode);
             }
         } finally {
             thaw();
