@@ -65,6 +65,25 @@ public final class Images {
         }
     }
 
+    /**
+     * Opens one layer (no backing attached) whose file is reached through a blkdebug protocol layer: every request
+     * the layer makes to its file passes {@code rules} first ({@link BlkdebugChannel}), so an injected error surfaces
+     * as an IOException (e.g. "Input/output error") from the read or write that met it. qcow2 layers only.
+     */
+    public static Image openBlkdebug(Path cwd, String filename, String format, boolean readOnly,
+                                     BlkdebugRules rules) throws IOException {
+        Path p = cwd.resolve(filename);
+        if (!Files.exists(p)) {
+            throw new ImageException("Could not open '" + filename + "': No such file or directory");
+        }
+        String fmt = format != null ? format : probe(p, filename);
+        if (!fmt.equals("qcow2")) {
+            throw new ImageException("livemon supports blkdebug only under a qcow2 node, not " + fmt);
+        }
+        return Qcow2Image.openWrapped(p, filename, readOnly, Qcow2Image.Options.defaults(),
+                c -> new BlkdebugChannel(c, rules));
+    }
+
     /** Opens {@code filename} and its whole backing chain (backing images read-only). */
     public static Image openChain(Path cwd, String filename, String format, boolean readOnly) throws IOException {
         return openChain(cwd, filename, format, readOnly, Qcow2Image.Options.defaults());
