@@ -170,12 +170,15 @@ function _picocli_livemon() {
 
   local commands=""
   local flag_opts="'--strict' '--events' '-nodefaults' '-S' '--version' '-h' '--help'"
-  local arg_opts="'-drive' '-x' '--script' '--history' '-qmp' '-chardev' '-mon' '-M' '-machine' '-display' '-name' '-monitor'"
+  local arg_opts="'-drive' '-blockdev' '-x' '--script' '--history' '-qmp' '-chardev' '-mon' '-M' '-machine' '-display' '-name' '-monitor'"
 
   type compopt &>/dev/null && compopt +o default
 
   case ${prev_word} in
     '-drive')
+      return
+      ;;
+    '-blockdev')
       return
       ;;
     '-x'|'--script')

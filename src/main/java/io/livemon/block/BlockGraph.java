@@ -1,5 +1,6 @@
 package io.livemon.block;
 
+import io.livemon.image.BlkdebugRules;
 import io.livemon.image.Image;
 import io.livemon.image.ImageException;
 import io.livemon.image.Images;
@@ -74,6 +75,77 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 throw new BlockException(e.getMessage(), e);
             }
             return addOpenedDrive(o, top);
+        }
+    }
+
+    /**
+     * Opens a {@code -blockdev} (or {@code blockdev-add}) node: a qcow2/raw format node over its {@code file} or
+     * {@code blkdebug} protocol node, attached to no device (jobs address it by node name). Its backing is the named
+     * node ({@code "backing": "node-C"}), none ({@code null}), or, when the option is absent, the backing chain the
+     * image names (opened read-only with generated node names). The format node and its protocol node are listed
+     * before every node that already exists, as QEMU lists them; backing nodes opened for it are listed last.
+     * Returns the format node.
+     */
+    public BlockNode addBlockdev(BlockdevOptions o) throws BlockException {
+        BlockdevOptions proto = o.file();
+        boolean blkdebug = proto.driver().equals("blkdebug");
+        String filename = blkdebug ? proto.image().filename() : proto.filename();
+        synchronized (lock) {
+            checkNodeNameFree(o.nodeName());
+            if (proto.nodeName() != null && (proto.nodeName().equals(o.nodeName())
+                    || findNodeLocked(proto.nodeName()) != null)) {
+                throw new BlockException("Duplicate nodes with node-name='" + proto.nodeName() + "'");
+            }
+            BlockNode backingNode = null;
+            if (o.backing() != null) {
+                if (o.backing().equals(o.nodeName())) {
+                    throw new BlockException("Making '" + o.nodeName() + "' a backing child of '" + o.nodeName()
+                            + "' would create a cycle");
+                }
+                backingNode = findNodeLocked(o.backing());
+                if (backingNode == null || backingNode.role() != BlockNode.Role.FORMAT) {
+                    throw new BlockException("Could not open backing file: "
+                            + BlockException.cannotFind(o.backing(), o.backing()).getMessage());
+                }
+            }
+            Image image;
+            try {
+                if (blkdebug) {
+                    BlkdebugRules rules = proto.config() == null ? BlkdebugRules.none()
+                            : BlkdebugRules.read(cwd, proto.config());
+                    image = Images.openBlkdebug(cwd, filename, o.driver(), o.readOnly(), rules);
+                } else {
+                    image = Images.open(cwd, filename, o.driver(), o.readOnly());
+                }
+            } catch (IOException e) {
+                throw new BlockException(e.getMessage(), e);
+            }
+            Image chain = null;
+            String b = image.backingFileString();
+            if (!o.backingGiven() && b != null && !b.isEmpty()) {
+                try {
+                    chain = Images.openChain(cwd, Images.pathCombine(image.filename(), b),
+                            image.backingFormatString(), true);
+                } catch (IOException e) {
+                    DriveOperations.closeQuietly(image);
+                    throw new BlockException("Could not open backing file: " + e.getMessage(), e);
+                }
+            }
+            image.setBacking(backingNode != null ? backingNode.image() : chain);
+            String protoName = proto.nodeName() != null ? proto.nodeName() : generateNodeName();
+            BlockNode file = new BlockNode(protoName, proto.nodeName() == null, BlockNode.Role.PROTOCOL,
+                    proto.driver(), image, null, false);
+            BlockNode fmt = new BlockNode(o.nodeName(), false, BlockNode.Role.FORMAT, image.format(), image, file,
+                    false);
+            // QEMU lists a -blockdev's nodes before those of earlier ones (node-E first in transcript 14's graph)
+            nodes.add(0, file);
+            nodes.add(0, fmt);
+            if (chain != null) {
+                backingNode = addChainNodes(chain, depth -> null);
+            }
+            fmt.setBacking(backingNode);
+            LOG.info("blockdev {} opened on {}", o.nodeName(), filename);
+            return fmt;
         }
     }
 

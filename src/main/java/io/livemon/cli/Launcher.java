@@ -35,7 +35,7 @@ final class Launcher {
         PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
                 StandardCharsets.UTF_8);
         Path cwd = Paths.get("").toAbsolutePath();
-        boolean demo = options.drives.isEmpty();
+        boolean demo = options.drives.isEmpty() && options.blockdevs.isEmpty();
         if (demo) {
             cwd = Files.createTempDirectory("livemon-demo-");
         }
@@ -49,6 +49,15 @@ final class Launcher {
                 out.println("  file-E.img is attached as virtio0; relative file names resolve in that directory.");
                 out.println("  Try: info block, then block_stream virtio0 file-A.img, then info block-jobs.");
             } else {
+                for (String b : options.blockdevs) {
+                    try {
+                        graph.addBlockdev(BlockdevArg.parse(b));
+                    } catch (BlockException e) {
+                        System.err.println("livemon: -blockdev " + b + ": " + e.getMessage());
+                        graph.close();
+                        return 1;
+                    }
+                }
                 for (String d : options.drives) {
                     try {
                         graph.addDrive(DriveOptions.parse(d));

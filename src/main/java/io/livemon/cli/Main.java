@@ -22,6 +22,11 @@ public final class Main implements Callable<Integer> {
             + "[,format=qcow2|raw][,node-name=NAME][,backing.node-name=NAME][,readonly=on|off][,cache=MODE]")
     List<String> drives = new ArrayList<>();
 
+    @Option(names = "-blockdev", paramLabel = "JSON", description = "a node as QEMU's -blockdev: JSON (or dotted "
+            + "key=value) with driver qcow2|raw over file (filename) or blkdebug (config, image); node-name, "
+            + "backing (node name or null)")
+    List<String> blockdevs = new ArrayList<>();
+
     @Option(names = {"-x", "--script"}, paramLabel = "FILE", description = "replay a monitor script")
     String script;
 

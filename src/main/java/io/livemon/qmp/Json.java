@@ -155,6 +155,36 @@ public final class Json {
         return stripped.toPlainString();
     }
 
+    /**
+     * Parses one complete JSON value as QMP's input does (single-quoted strings accepted); JSON null becomes
+     * {@link #NULL}. Throws IllegalArgumentException with QEMU's text ({@code JSON parse error, premature EOI}).
+     */
+    public static Object parse(String text) {
+        List<Object> values = new ArrayList<>();
+        List<String> errors = new ArrayList<>();
+        JsonStreamParser p = new JsonStreamParser(new JsonStreamParser.Listener() {
+            @Override
+            public void value(Object value) {
+                values.add(value);
+            }
+
+            @Override
+            public void error(String desc) {
+                errors.add(desc);
+            }
+        }, Integer.MAX_VALUE);
+        for (int i = 0; i < text.length() && errors.isEmpty() && values.isEmpty(); i++) {
+            p.feed(text.charAt(i));
+        }
+        if (!errors.isEmpty()) {
+            throw new IllegalArgumentException(errors.get(0));
+        }
+        if (values.isEmpty()) {
+            throw new IllegalArgumentException("JSON parse error, premature EOI");
+        }
+        return values.get(0);
+    }
+
     /** An ordered object builder: {@code Json.obj("a", 1, "b", 2)}. Null values are left out. */
     public static Map<String, Object> obj(Object... kv) {
         Map<String, Object> m = new java.util.LinkedHashMap<>();

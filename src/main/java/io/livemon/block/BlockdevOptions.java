@@ -1,0 +1,281 @@
+package io.livemon.block;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * One {@code -blockdev} (or QMP {@code blockdev-add}) node description, checked as QEMU's QAPI visitor checks
+ * BlockdevOptions, with its error texts. livemon knows the drivers {@code qcow2} and {@code raw} (format nodes),
+ * {@code file} and {@code blkdebug} (protocol nodes under them). A child ({@code file}, {@code image}) is an inline
+ * object; {@code backing} is a node name, JSON null (no backing) or absent (the backing file the image names).
+ *
+ * <p>Values come from JSON ({@code String}, {@code Boolean}, {@code Long}, {@code Map}, {@code List}, and
+ * {@code null} for JSON null) or from QEMU's dotted {@code key=value} syntax ({@link #parseDotted}).
+ */
+public final class BlockdevOptions {
+    private static final Pattern NODE_NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_.\\-]*");
+    private static final Set<String> BASE = Set.of("driver", "node-name", "discard", "cache", "read-only",
+            "auto-read-only", "force-share", "detect-zeroes");
+    private static final Map<String, Set<String>> DRIVER_KEYS = Map.of(
+            "qcow2", Set.of("file", "backing", "lazy-refcounts", "pass-discard-request", "pass-discard-snapshot",
+                    "pass-discard-other", "overlap-check", "cache-size", "l2-cache-size", "l2-cache-entry-size",
+                    "refcount-cache-size", "cache-clean-interval", "encrypt", "data-file"),
+            "raw", Set.of("file", "offset", "size"),
+            "file", Set.of("filename", "pr-manager", "locking", "aio", "aio-max-batch", "drop-cache",
+                    "x-check-cache-dropped"),
+            "blkdebug", Set.of("image", "config", "align", "max-transfer", "opt-write-zero", "max-write-zero",
+                    "opt-discard", "max-discard", "inject-error", "set-state", "take-child-perms",
+                    "unshare-child-perms"));
+    /** QEMU drivers livemon does not implement (refused with a livemon message rather than QEMU's enum error). */
+    private static final Set<String> OTHER_QEMU_DRIVERS = Set.of("blkreplay", "blkverify", "bochs", "cloop",
+            "compress", "copy-before-write", "copy-on-read", "dmg", "snapshot-access", "ftp", "ftps", "gluster",
+            "host_cdrom", "host_device", "http", "https", "io_uring", "iscsi", "luks", "nbd", "nfs", "null-aio",
+            "null-co", "nvme", "parallels", "preallocate", "qcow", "qed", "quorum", "rbd", "replication", "ssh",
+            "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat", "blklogwrites", "virtio-blk-vhost-vdpa");
+
+    private final String driver;
+    private final String nodeName;
+    private final boolean readOnly;
+    /** Format nodes: the inline protocol child. */
+    private final BlockdevOptions file;
+    /** qcow2: whether {@code backing} was given at all, and the node name it names (null = JSON null). */
+    private final boolean backingGiven;
+    private final String backing;
+    /** file: the host file. */
+    private final String filename;
+    /** blkdebug: the config file (may be null) and the inline image child. */
+    private final String config;
+    private final BlockdevOptions image;
+
+    private BlockdevOptions(String driver, String nodeName, boolean readOnly, BlockdevOptions file,
+                            boolean backingGiven, String backing, String filename, String config,
+                            BlockdevOptions image) {
+        this.driver = driver;
+        this.nodeName = nodeName;
+        this.readOnly = readOnly;
+        this.file = file;
+        this.backingGiven = backingGiven;
+        this.backing = backing;
+        this.filename = filename;
+        this.config = config;
+        this.image = image;
+    }
+
+    /** A root node from a parsed JSON object (or a dotted option string turned into one). */
+    public static BlockdevOptions fromMap(Map<String, Object> m) throws BlockException {
+        return root(parse(m, "", false));
+    }
+
+    /** A root node from QEMU's dotted syntax (see {@link #parseDotted}). */
+    public static BlockdevOptions fromDotted(String text) throws BlockException {
+        return root(parse(parseDotted(text), "", true));
+    }
+
+    private static BlockdevOptions root(BlockdevOptions o) throws BlockException {
+        if (o.nodeName == null) {
+            throw new BlockException("'node-name' must be specified for the root node");
+        }
+        return o;
+    }
+
+    /**
+     * QEMU's dotted syntax ({@code driver=qcow2,node-name=x,file.driver=file,file.filename=a.img}), ",," standing
+     * for a comma; values are strings as QEMU's keyval parser gives them ({@code read-only=on}).
+     */
+    static Map<String, Object> parseDotted(String text) throws BlockException {
+        Map<String, Object> root = new LinkedHashMap<>();
+        StringBuilder cur = new StringBuilder();
+        List<String> parts = new java.util.ArrayList<>();
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == ',' && i + 1 < text.length() && text.charAt(i + 1) == ',') {
+                cur.append(',');
+                i++;
+            } else if (c == ',') {
+                parts.add(cur.toString());
+                cur.setLength(0);
+            } else {
+                cur.append(c);
+            }
+        }
+        parts.add(cur.toString());
+        for (int n = 0; n < parts.size(); n++) {
+            String p = parts.get(n);
+            if (p.isEmpty()) {
+                continue;
+            }
+            int eq = p.indexOf('=');
+            if (eq < 0 && n == 0) {
+                root.put("driver", p); // QEMU's implied first key
+                continue;
+            }
+            if (eq < 0) {
+                throw new BlockException("Expected '=' after parameter '" + p + "'");
+            }
+            String[] path = p.substring(0, eq).split("\\.", -1);
+            Map<String, Object> m = root;
+            for (int i = 0; i < path.length - 1; i++) {
+                Object sub = m.get(path[i]);
+                if (!(sub instanceof Map)) {
+                    sub = new LinkedHashMap<String, Object>();
+                    m.put(path[i], sub);
+                }
+                @SuppressWarnings("unchecked")
+                Map<String, Object> next = (Map<String, Object>) sub;
+                m = next;
+            }
+            m.put(path[path.length - 1], p.substring(eq + 1));
+        }
+        return root;
+    }
+
+    private static BlockdevOptions parse(Map<String, Object> m, String prefix, boolean dotted) throws BlockException {
+        Object drv = m.get("driver");
+        if (drv == null) {
+            throw new BlockException("Parameter '" + prefix + "driver' is missing");
+        }
+        String driver = str(m, "driver", prefix);
+        Set<String> own = DRIVER_KEYS.get(driver);
+        if (own == null) {
+            if (OTHER_QEMU_DRIVERS.contains(driver)) {
+                throw new BlockException("livemon does not support the block driver '" + driver + "'");
+            }
+            throw new BlockException("Parameter '" + prefix + "driver' does not accept value '" + driver + "'");
+        }
+        for (String k : m.keySet()) {
+            if (!BASE.contains(k) && !own.contains(k)) {
+                throw new BlockException("Parameter '" + prefix + k + "' is unexpected");
+            }
+        }
+        String nodeName = m.containsKey("node-name") ? str(m, "node-name", prefix) : null;
+        if (nodeName != null && !NODE_NAME.matcher(nodeName).matches()) {
+            throw new BlockException("Invalid node-name: '" + nodeName + "'");
+        }
+        boolean readOnly = bool(m, "read-only", prefix, dotted);
+        switch (driver) {
+            case "qcow2", "raw" -> {
+                BlockdevOptions file = child(m, "file", prefix, dotted);
+                boolean backingGiven = m.containsKey("backing");
+                String backing = null;
+                if (backingGiven && m.get("backing") != null) {
+                    Object b = m.get("backing");
+                    if (!(b instanceof String s)) {
+                        throw new BlockException("Invalid parameter type for '" + prefix
+                                + "backing', expected: BlockdevRefOrNull");
+                    }
+                    backing = s;
+                }
+                return new BlockdevOptions(driver, nodeName, readOnly, file, backingGiven, backing, null, null,
+                        null);
+            }
+            case "file" -> {
+                if (!m.containsKey("filename")) {
+                    throw new BlockException("Parameter '" + prefix + "filename' is missing");
+                }
+                return new BlockdevOptions(driver, nodeName, readOnly, null, false, null,
+                        str(m, "filename", prefix), null, null);
+            }
+            default -> { // blkdebug
+                BlockdevOptions image = child(m, "image", prefix, dotted);
+                if (!image.driver.equals("file")) {
+                    throw new BlockException("livemon supports only a 'file' image under blkdebug");
+                }
+                if (m.containsKey("inject-error") || m.containsKey("set-state")) {
+                    throw new BlockException("livemon reads blkdebug rules from 'config' only (not inline"
+                            + " 'inject-error'/'set-state')");
+                }
+                String config = m.containsKey("config") ? str(m, "config", prefix) : null;
+                return new BlockdevOptions(driver, nodeName, readOnly, null, false, null, null, config, image);
+            }
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static BlockdevOptions child(Map<String, Object> m, String key, String prefix, boolean dotted) throws BlockException {
+        Object v = m.get(key);
+        if (v == null) {
+            throw new BlockException("Parameter '" + prefix + key + "' is missing");
+        }
+        if (v instanceof String s) {
+            throw new BlockException("livemon does not support a node reference ('" + s + "') for '" + prefix + key
+                    + "': give the child inline");
+        }
+        if (!(v instanceof Map)) {
+            throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: BlockdevRef");
+        }
+        return parse((Map<String, Object>) v, prefix + key + ".", dotted);
+    }
+
+    private static String str(Map<String, Object> m, String key, String prefix) throws BlockException {
+        Object v = m.get(key);
+        if (!(v instanceof String s)) {
+            throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: string");
+        }
+        return s;
+    }
+
+    private static boolean bool(Map<String, Object> m, String key, String prefix, boolean dotted) throws BlockException {
+        Object v = m.get(key);
+        if (v == null) {
+            return false;
+        }
+        if (v instanceof Boolean b) {
+            return b;
+        }
+        if (v instanceof String s && dotted) {
+            // dotted syntax: keyval strings
+            switch (s) {
+                case "on", "true", "yes" -> {
+                    return true;
+                }
+                case "off", "false", "no" -> {
+                    return false;
+                }
+                default -> {
+                }
+            }
+        }
+        throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: boolean");
+    }
+
+    public String driver() {
+        return driver;
+    }
+
+    public String nodeName() {
+        return nodeName;
+    }
+
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    /** The inline protocol child of a format node. */
+    public BlockdevOptions file() {
+        return file;
+    }
+
+    public boolean backingGiven() {
+        return backingGiven;
+    }
+
+    /** The backing node's name; null with {@link #backingGiven()} means JSON null (no backing). */
+    public String backing() {
+        return backing;
+    }
+
+    public String filename() {
+        return filename;
+    }
+
+    public String config() {
+        return config;
+    }
+
+    public BlockdevOptions image() {
+        return image;
+    }
+}
