@@ -77,7 +77,7 @@ final class QmpCommands {
                 QmpCommand.of("block-job-pause", "device:str", EXCLUSIVE,
                         (c, a) -> done(() -> c.graph().job(a.str("device")).pause())),
                 QmpCommand.of("block-job-resume", "device:str", EXCLUSIVE,
-                        (c, a) -> done(() -> c.graph().job(a.str("device")).resume())),
+                        (c, a) -> resume(c, c.graph().job(a.str("device")))),
                 QmpCommand.of("block-job-cancel", "device:str ?force:bool", EXCLUSIVE,
                         (c, a) -> settle(c, c.graph().job(a.str("device")),
                                 j -> j.cancel(a.bool("force", false)))),
@@ -92,7 +92,7 @@ final class QmpCommands {
                 QmpCommand.of("job-pause", "id:str", EXCLUSIVE,
                         (c, a) -> done(() -> c.graph().genericJob(a.str("id")).pause())),
                 QmpCommand.of("job-resume", "id:str", EXCLUSIVE,
-                        (c, a) -> done(() -> c.graph().genericJob(a.str("id")).resume())),
+                        (c, a) -> resume(c, c.graph().genericJob(a.str("id")))),
                 QmpCommand.of("job-complete", "id:str", EXCLUSIVE,
                         (c, a) -> done(() -> c.graph().genericJob(a.str("id")).complete())),
                 QmpCommand.of("job-finalize", "id:str", EXCLUSIVE,
@@ -287,6 +287,52 @@ final class QmpCommands {
             try {
                 if (settled.await(SETTLE_MILLIS, TimeUnit.MILLISECONDS) && job.autoDismiss()) {
                     awaitRemoved(c.graph(), job);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                closeQuietly(sub);
+            }
+        });
+        return Json.obj();
+    }
+
+    /**
+     * Resumes a job. QEMU retries the request that stopped a job (on-error=stop) inside the resume command, so a
+     * retry that fails again raises {@code running}, BLOCK_JOB_ERROR and {@code paused} before the reply: for a job
+     * whose io-status is failed the reply waits (bounded) until the retry is decided — the job left {@code running}
+     * again or made progress.
+     */
+    private static Object resume(QmpContext c, Job job) throws BlockException {
+        JobInfo before = job.info();
+        if (!"failed".equals(before.ioStatus())) {
+            job.resume();
+            return Json.obj();
+        }
+        CountDownLatch decided = new CountDownLatch(1);
+        boolean[] running = new boolean[1];
+        AutoCloseable sub = c.graph().events().subscribe(e -> {
+            if (e.name().equals("JOB_STATUS_CHANGE") && job.id().equals(e.data().get("id"))) {
+                if ("running".equals(e.data().get("status"))) {
+                    running[0] = true;
+                } else if (running[0]) {
+                    decided.countDown();
+                }
+            }
+        });
+        try {
+            job.resume();
+        } catch (BlockException | RuntimeException e) {
+            closeQuietly(sub);
+            throw e;
+        }
+        c.beforeReply(() -> {
+            try {
+                long deadline = System.currentTimeMillis() + 2000;
+                while (System.currentTimeMillis() < deadline && !decided.await(2, TimeUnit.MILLISECONDS)) {
+                    if (job.info().offset() != before.offset()) {
+                        return;
+                    }
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();

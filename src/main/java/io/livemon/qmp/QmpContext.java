@@ -38,6 +38,11 @@ final class QmpContext {
         afterReply.add(r);
     }
 
+    /** Whether the command registered work that must run before its reply (waits for job transitions). */
+    boolean waitsBeforeReply() {
+        return !beforeReply.isEmpty();
+    }
+
     void runBeforeReply() {
         beforeReply.forEach(Runnable::run);
     }

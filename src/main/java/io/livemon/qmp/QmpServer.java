@@ -52,6 +52,10 @@ public final class QmpServer implements AutoCloseable {
     private final Map<String, QmpCommand> commands = new LinkedHashMap<>();
     /** Held while a non-query command runs: commands change the graph one at a time, as under QEMU's big lock. */
     private final ReentrantLock commandLock = new ReentrantLock();
+    /** Event hold during a command (see {@link #holdEvents}): the holding thread and what it held back. */
+    private final Object holdLock = new Object();
+    private Thread holder;
+    private final List<Event> held = new ArrayList<>();
     private final List<QmpClient> clients = new CopyOnWriteArrayList<>();
     private final List<ServerSocketChannel> listeners = new CopyOnWriteArrayList<>();
     private final List<Path> socketFiles = new CopyOnWriteArrayList<>();
@@ -211,6 +215,43 @@ public final class QmpServer implements AutoCloseable {
     }
 
     private void broadcast(Event e) {
+        synchronized (holdLock) {
+            if (holder != null && holder != Thread.currentThread()) {
+                held.add(e);
+                return;
+            }
+            send(e);
+        }
+    }
+
+    /**
+     * Starts holding back events that other threads (jobs) raise while the calling thread runs a command: in QEMU
+     * a command runs to its end before any job coroutine continues, so those events follow its reply (a stream's
+     * first I/O error comes after block-stream's {@code return}). Returns false when another command holds already.
+     */
+    private boolean holdEvents() {
+        synchronized (holdLock) {
+            if (holder != null) {
+                return false;
+            }
+            holder = Thread.currentThread();
+            return true;
+        }
+    }
+
+    /** Runs {@code reply} (may be null), then sends the held events in order and stops holding. */
+    private void releaseEvents(Runnable reply) {
+        synchronized (holdLock) {
+            if (reply != null) {
+                reply.run();
+            }
+            held.forEach(this::send);
+            held.clear();
+            holder = null;
+        }
+    }
+
+    private void send(Event e) {
         Map<String, Object> msg = null;
         for (QmpClient c : clients) {
             if (c.negotiated()) {
@@ -253,6 +294,7 @@ public final class QmpServer implements AutoCloseable {
         Object id = req.get("id");
         QmpContext ctx = new QmpContext(this, client);
         Object result;
+        boolean holding = false;
         try {
             String cmdName = null;
             Map<String, Object> arguments = null;
@@ -302,6 +344,7 @@ public final class QmpServer implements AutoCloseable {
             if (exclusive) {
                 commandLock.lock();
             }
+            holding = exclusive && holdEvents();
             try {
                 result = cmd.handler().run(ctx, args);
             } finally {
@@ -310,20 +353,35 @@ public final class QmpServer implements AutoCloseable {
                 }
             }
         } catch (QmpException e) {
-            client.send(errorReply(e, id));
+            sendReply(client, errorReply(e, id), holding);
             return;
         } catch (BlockException e) {
-            client.send(errorReply(QmpException.of(e), id));
+            sendReply(client, errorReply(QmpException.of(e), id), holding);
             return;
         } catch (RuntimeException e) {
             LOG.error("QMP command {} failed", request, e);
             String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-            client.send(errorReply(QmpException.generic(m), id));
+            sendReply(client, errorReply(QmpException.generic(m), id), holding);
             return;
         }
-        ctx.runBeforeReply();
-        client.send(returnReply(result, id));
+        if (ctx.waitsBeforeReply()) {
+            // the command waits for job transitions: they precede the reply
+            if (holding) {
+                releaseEvents(null);
+                holding = false;
+            }
+            ctx.runBeforeReply();
+        }
+        sendReply(client, returnReply(result, id), holding);
         ctx.runAfterReply();
+    }
+
+    private void sendReply(QmpClient client, Map<String, Object> reply, boolean holding) {
+        if (holding) {
+            releaseEvents(() -> client.send(reply));
+        } else {
+            client.send(reply);
+        }
     }
 
     /** {@code quit}: answered, then the launcher's shutdown runs on its own thread. */
