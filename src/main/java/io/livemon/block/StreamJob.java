@@ -185,6 +185,7 @@ public final class StreamJob extends Job {
             if (copied > 0) {
                 rateLimit(copied);
             }
+            Thread.yield(); // between steps, let a monitor thread that is waiting for a CPU answer first
         }
         if (firstError != null) {
             throw new IOException(IoErrors.strerror(firstError), firstError);
