@@ -6,6 +6,7 @@ next "(qemu) " prompt). Only samples whose reply shows both jobs still running c
 Usage: prompt_latency.py LAUNCHER WORKDIR SAMPLES"""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,11 @@ def rounds(who, launcher, work, want, max_rounds=8):
             imgs.append(img)
         subprocess.run(["sync"], check=True)
         if who == "livemon":
+            # GC log of the timed livemon process (stop-the-world pauses show up in the latency tail)
+            gc = "-Xlog:gc:file=%s" % os.path.join(work, "gc-%d.log" % r)
             m = hmp.Monitor(hmp.livemon_argv(launcher, *imgs), cwd=work,
-                            env=dict(os.environ, LIVEMON_LOG=os.path.join(work, "livemon.log")))
+                            env=dict(os.environ, LIVEMON_LOG=os.path.join(work, "livemon.log"),
+                                     JAVA_TOOL_OPTIONS=(os.environ.get("JAVA_TOOL_OPTIONS", "") + " " + gc).strip()))
         else:
             m = hmp.Monitor(hmp.qemu_argv(*imgs), cwd=work)
         m.wait_prompt(120)
@@ -87,6 +91,14 @@ def main():
             continue
         print("| %-8s | %7d | %8.2f | %8.2f | %8.2f | %8.2f |" % (
             who, len(v), pct(v, 50) * 1000, pct(v, 90) * 1000, pct(v, 99) * 1000, max(v) * 1000))
+    pauses = []
+    for f in sorted(os.listdir(work)):
+        if f.startswith("gc-") and f.endswith(".log"):
+            with open(os.path.join(work, f)) as fh:
+                pauses += [float(x) for x in re.findall(r"Pause.* ([0-9.]+)ms", fh.read())]
+    print()
+    print("livemon GC (-Xlog:gc, all rounds): %d pauses, total %.1f ms, max %.2f ms"
+          % (len(pauses), sum(pauses), max(pauses) if pauses else 0.0))
     if res["livemon"]:
         p99 = pct(res["livemon"], 99) * 1000
         print()
