@@ -117,8 +117,9 @@ class QmpRobustnessTest {
             clients.add(fx.negotiated());
         }
         QmpTestClient ctl = fx.negotiated();
-        ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"virtio0\", \"speed\": 4194304}}");
-        ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"second\", \"speed\": 2097152}}");
+        // Slow enough that both streams are still running when the 3 s of polling end (they are cancelled after).
+        ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"virtio0\", \"speed\": 1048576}}");
+        ctl.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"second\", \"speed\": 524288}}");
         ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
         ConcurrentLinkedQueue<String> errors = new ConcurrentLinkedQueue<>();
         AtomicLong polls = new AtomicLong();
