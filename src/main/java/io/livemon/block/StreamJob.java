@@ -45,6 +45,10 @@ public final class StreamJob extends Job {
     /** Validates the request as QEMU does, then starts the job. */
     public static StreamJob start(BlockGraph graph, StreamRequest r) throws BlockException {
         BlockNode named = graph.lookupNode(r.device(), r.device());
+        if (named.isFilter() && named.driver().equals("mirror_top")) {
+            // A mirror's filter sits at the device's root; QEMU refuses before looking at what holds the nodes.
+            throw new BlockException("Need a root block node");
+        }
         BlockNode target = named.skipFilters();
         BlockDevice device = graph.deviceOf(target);
         if (r.base() != null && r.baseNode() != null) {

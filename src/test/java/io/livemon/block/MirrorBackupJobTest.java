@@ -91,6 +91,8 @@ class MirrorBackupJobTest {
         assertThatThrownBy(() -> mirror("other.img", "full", 0)).hasMessage("Need a root block node");
         assertThatThrownBy(() -> StreamJob.start(graph, StreamRequest.hmp("node-C", 0, null)))
                 .hasMessage("Node 'node-C' is busy: block device is in use by block job: mirror");
+        assertThatThrownBy(() -> StreamJob.start(graph, StreamRequest.hmp("virtio0", 0, null)))
+                .hasMessage("Need a root block node");
         awaitReady();
         graph.job("virtio0").complete();
         assertThat(graph.awaitNoJobs(10_000)).isTrue();
