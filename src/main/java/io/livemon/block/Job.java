@@ -33,6 +33,13 @@ public abstract class Job {
     private final OnErrorPolicy onError;
     protected final JobContext context;
 
+    /**
+     * Serialises state transitions with the publication of their events, so that events leave in the order the
+     * states changed even when a monitor thread (resume) and the job thread both move the job. Taken before
+     * {@link #lock}, never while holding it.
+     */
+    private final Object transitionMonitor = new Object();
+
     /** Guards every mutable field below and is the monitor of {@link #changed}. */
     private final ReentrantLock lock = new ReentrantLock();
     /** Signalled whenever a field below changes (verb applied, sleep interrupted, state moved). */
@@ -187,7 +194,12 @@ public abstract class Job {
         }
     }
 
+    /**
+     * Resumes a user-paused job. As in QEMU, where the job runs again before the command returns, a job waiting in
+     * PAUSED/STANDBY is moved back to RUNNING/READY here (its thread then finds the state already set).
+     */
     public void resume() throws BlockException {
+        JobStatus wakeTo = null;
         lock.lock();
         try {
             if (!userPaused) {
@@ -197,9 +209,25 @@ public abstract class Job {
             userPaused = false;
             ioFailed = false;
             pauseCount--;
+            if (pauseCount == 0 && status == JobStatus.PAUSED) {
+                wakeTo = JobStatus.RUNNING;
+            } else if (pauseCount == 0 && status == JobStatus.STANDBY) {
+                wakeTo = JobStatus.READY;
+            }
             changed.signalAll();
         } finally {
             lock.unlock();
+        }
+        if (wakeTo != null) {
+            synchronized (transitionMonitor) {
+                // The job thread may have woken and moved on already; only a job still waiting is moved.
+                JobStatus now = status();
+                boolean stillWaiting = wakeTo == JobStatus.RUNNING ? now == JobStatus.PAUSED
+                        : now == JobStatus.STANDBY;
+                if (stillWaiting) {
+                    transition(wakeTo);
+                }
+            }
         }
     }
 
@@ -379,20 +407,23 @@ public abstract class Job {
 
     /** Moves to {@code next}, failing loudly on a transition QEMU's table does not allow, and emits the event. */
     protected final void transition(JobStatus next) {
-        lock.lock();
-        try {
-            if (status == next && next != JobStatus.ABORTING) {
-                return;
+        synchronized (transitionMonitor) {
+            lock.lock();
+            try {
+                if (status == next && next != JobStatus.ABORTING) {
+                    return;
+                }
+                if (!status.canMoveTo(next)) {
+                    throw new IllegalStateException("job " + id + ": illegal transition " + status + " -> " + next);
+                }
+                status = next;
+                changed.signalAll();
+            } finally {
+                lock.unlock();
             }
-            if (!status.canMoveTo(next)) {
-                throw new IllegalStateException("job " + id + ": illegal transition " + status + " -> " + next);
-            }
-            status = next;
-            changed.signalAll();
-        } finally {
-            lock.unlock();
+            context.events().publish(Event.now("JOB_STATUS_CHANGE", orderedMap("status", next.qapiName(),
+                    "id", id)));
         }
-        context.events().publish(Event.now("JOB_STATUS_CHANGE", orderedMap("status", next.qapiName(), "id", id)));
     }
 
     /** Enters READY (mirror, active commit) and emits BLOCK_JOB_READY. */
