@@ -294,6 +294,12 @@ public abstract class Job {
 
     // ---------------------------------------------------------------- the job thread
 
+    /** A job refused right after creation (QEMU's early fail): {@code created}, then {@code null}. */
+    final void discardCreated() {
+        transition(JobStatus.CREATED);
+        transition(JobStatus.NULL);
+    }
+
     /** Creates the job (emits {@code created}) and starts its thread (emits {@code running}). */
     final void start() {
         transition(JobStatus.CREATED);

@@ -86,11 +86,13 @@ public final class StreamJob extends Job {
             graph.checkNotBusy(n);
             intermediates.add(n);
         }
-        if (r.speed() < 0) {
-            throw new BlockException("Parameter 'speed' expects a non-negative value");
-        }
         String backingString = r.backingFile() != null ? r.backingFile() : base != null ? base.filename() : null;
         StreamJob job = new StreamJob(graph, id, device, target, base, backingString, intermediates, r);
+        if (r.speed() < 0) {
+            // QEMU creates the job before it checks the speed: the job goes from created straight to null.
+            job.discardCreated();
+            throw new BlockException("Parameter 'speed' expects a non-negative value");
+        }
         job.setLen(target.size()); // QEMU reports len = virtual size from the start ("Completed 0 of <size>")
         try {
             if (target.readOnly()) {

@@ -90,6 +90,16 @@ class StreamJobTest {
     }
 
     @Test
+    void aNegativeSpeedIsRefusedAfterTheJobWasCreated() {
+        assertThatThrownBy(() -> StreamJob.start(graph, StreamRequest.hmp("virtio0", -1, null)))
+                .hasMessage("Parameter 'speed' expects a non-negative value");
+        assertThat(events).extracting(e -> e.data().get("status")).containsExactly("created", "null");
+        assertThat(graph.hasJobs()).isFalse();
+        assertThat(graph.device("virtio0").root().name()).isEqualTo("node-E");
+        assertThat(graph.findNode("node-E").readOnly()).isFalse();
+    }
+
+    @Test
     void aSecondJobOnTheChainIsBusy() throws Exception {
         StreamJob.start(graph, StreamRequest.hmp("virtio0", 64 * 1024, null));
         assertThatThrownBy(() -> StreamJob.start(graph, StreamRequest.hmp("virtio0", 0, null)))
