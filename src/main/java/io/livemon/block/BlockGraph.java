@@ -290,7 +290,9 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             BlockNode n = addFormatNode(overlay, nodeName, true);
             n.setBacking(oldTop);
-            device.setRoot(n);
+            if (device != null) {
+                device.setRoot(n);
+            }
             return n;
         }
     }
@@ -400,6 +402,18 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 }
             }
             throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+        }
+    }
+
+    /** The format node that has {@code node} as its backing node, or null. */
+    public BlockNode overlayOf(BlockNode node) {
+        synchronized (lock) {
+            for (BlockNode n : nodes) {
+                if (n.backing() == node) {
+                    return n;
+                }
+            }
+            return null;
         }
     }
 

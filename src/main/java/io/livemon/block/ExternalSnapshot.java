@@ -42,6 +42,11 @@ public final class ExternalSnapshot {
         }
         graph.checkNotBusy(top);
         BlockNode oldTop = top.skipFilters();
+        BlockNode existingOverlay = graph.overlayOf(oldTop);
+        if (existingOverlay != null) {
+            throw new BlockException("Node '" + oldTop.name() + "' is busy: node is used as backing hd of '"
+                    + existingOverlay.name() + "'");
+        }
         if (newNodeName != null && graph.findNode(newNodeName) != null) {
             throw new BlockException("New overlay node-name already in use");
         }

@@ -183,6 +183,13 @@ class StreamJobTest {
     }
 
     @Test
+    void aSnapshotOfANodeThatHasAnOverlayIsRefused() {
+        assertThatThrownBy(() -> ExternalSnapshot.take(graph, null, "node-D", "x.qcow2", null, false, null, l -> { }))
+                .hasMessage("Node 'node-D' is busy: node is used as backing hd of 'node-E'");
+        assertThat(java.nio.file.Files.exists(dir.resolve("x.qcow2"))).isFalse();
+    }
+
+    @Test
     void snapshotThenStreamIsALiveBlockCopy() throws Exception {
         List<String> stdout = new CopyOnWriteArrayList<>();
         ExternalSnapshot.take(graph, "virtio0", null, "copy.qcow2", null, false, null, stdout::add);

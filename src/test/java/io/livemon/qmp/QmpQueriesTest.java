@@ -72,6 +72,9 @@ class QmpQueriesTest {
             assertThat(c.exchange("{\"execute\": \"blockdev-snapshot-sync\", \"arguments\": {\"device\": \"virtio0\", "
                     + "\"snapshot-file\": \"snap.qcow2\", \"snapshot-node-name\": \"node-snap\", \"format\": "
                     + "\"qcow2\"}}")).containsExactly("{\"return\": {}}");
+            assertThat(c.exchange("{\"execute\": \"blockdev-snapshot-sync\", \"arguments\": {\"node-name\": "
+                    + "\"node-top\", \"snapshot-file\": \"snap2.qcow2\"}}"))
+                    .containsExactly(generic("Node 'node-top' is busy: node is used as backing hd of 'node-snap'"));
             assertThat(c.exchange("{\"execute\": \"blockdev-snapshot-sync\", \"arguments\": {\"device\": \"virtio0\", "
                     + "\"snapshot-file\": \"snap2.qcow2\", \"snapshot-node-name\": \"node-snap\"}}"))
                     .containsExactly(generic("New overlay node-name already in use"));
