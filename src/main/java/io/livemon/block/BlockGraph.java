@@ -537,6 +537,46 @@ public final class BlockGraph implements JobContext, AutoCloseable {
 
     // ---------------------------------------------------------------- shutdown
 
+    /** Dismisses every concluded job (QEMU does this at quit for jobs kept by auto-dismiss=false). */
+    public void dismissConcludedJobs() {
+        List<Job> all;
+        synchronized (lock) {
+            all = new ArrayList<>(jobs.values());
+        }
+        for (Job j : all) {
+            if (j.status() == JobStatus.CONCLUDED) {
+                try {
+                    j.dismiss();
+                } catch (BlockException e) {
+                    LOG.debug("dismiss {}: {}", j.id(), e.getMessage());
+                }
+            }
+        }
+    }
+
+    /** Waits until every job has ended or is concluded (waiting for a dismiss that no one will send). */
+    private void awaitJobsSettled(long timeoutMillis) {
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        while (System.currentTimeMillis() < deadline) {
+            List<Job> all;
+            synchronized (lock) {
+                all = new ArrayList<>(jobs.values());
+            }
+            if (all.stream().allMatch(j -> j.status() == JobStatus.CONCLUDED)) {
+                return;
+            }
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+        LOG.warn("jobs still running after {} ms at shutdown", timeoutMillis);
+    }
+
+
+
     /**
      * Stops every job cleanly (force-cancel, wait), dismisses concluded ones, then flushes and closes every image,
      * which clears their dirty bits.
@@ -549,31 +589,15 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
         for (Job j : running) {
             try {
-                if (j.status() == JobStatus.CONCLUDED) {
-                    j.dismiss();
-                } else {
+                if (j.status() != JobStatus.CONCLUDED) {
                     j.cancel(true);
                 }
             } catch (BlockException e) {
                 LOG.debug("stopping job {}: {}", j.id(), e.getMessage());
             }
         }
-        try {
-            awaitNoJobs(30_000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        synchronized (lock) {
-            for (Job j : new ArrayList<>(jobs.values())) {
-                if (j.status() == JobStatus.CONCLUDED) {
-                    try {
-                        j.dismiss();
-                    } catch (BlockException e) {
-                        LOG.debug("dismiss {}", j.id(), e);
-                    }
-                }
-            }
-        }
+        awaitJobsSettled(30_000);
+        dismissConcludedJobs();
         List<BlockNode> all = nodes();
         for (int i = all.size() - 1; i >= 0; i--) {
             BlockNode n = all.get(i);

@@ -391,6 +391,8 @@ final class QmpCommands {
 
     private static Object quit(QmpContext c, QmpCommand.Args a) {
         shutdownEvent(c.graph());
+        // As QEMU: jobs kept by auto-dismiss=false go to null after SHUTDOWN, before the reply.
+        c.graph().dismissConcludedJobs();
         c.afterReply(() -> c.server().quitAfterReply(c.client()));
         return Json.obj();
     }

@@ -190,6 +190,19 @@ class StreamJobTest {
     }
 
     @Test
+    void closingStopsARunningJobKeptForDismissAndDismissesIt() throws Exception {
+        StreamJob.start(graph, new StreamRequest("job0", "virtio0", null, null, null, 64 * 1024,
+                OnErrorPolicy.REPORT, true, false));
+        long t0 = System.nanoTime();
+        graph.close();
+        assertThat((System.nanoTime() - t0) / 1_000_000).as("close ms").isLessThan(5_000);
+        assertThat(events.stream().map(e -> String.valueOf(e.data().get("status"))))
+                .containsSubsequence("aborting", "concluded", "null");
+        assertThat(QemuTools.compare(dir, "before.raw", "file-E.img").exitCode()).isZero();
+        SeedChain.assertAllClean(dir);
+    }
+
+    @Test
     void snapshotThenStreamIsALiveBlockCopy() throws Exception {
         List<String> stdout = new CopyOnWriteArrayList<>();
         ExternalSnapshot.take(graph, "virtio0", null, "copy.qcow2", null, false, null, stdout::add);
