@@ -1,40 +1,24 @@
 package io.livemon.block;
 
-import io.livemon.image.Allocation;
-import io.livemon.image.BlockStatus;
+import io.livemon.image.ForwardingImage;
 import io.livemon.image.Image;
-import io.livemon.image.ImageInfo;
 import java.io.IOException;
-import java.nio.file.Path;
 
 /**
  * A node seen as a guest sees it: an {@link Image} whose reads and writes take the node's I/O path (filters, jobs'
- * write listeners), for qemu-io and other guest emulation. Metadata questions go to the image under the filters.
+ * write listeners), for qemu-io and other guest emulation. Metadata questions go to the image under the filters;
+ * what only the block layer may do (reopen, change the backing file, resize, empty, close) is refused.
  */
-public final class GuestView implements Image {
+public final class GuestView extends ForwardingImage {
     private final BlockNode node;
 
     public GuestView(BlockNode node) {
         this.node = node;
     }
 
-    private Image image() {
+    @Override
+    protected Image delegate() {
         return node.skipFilters().image();
-    }
-
-    @Override
-    public String filename() {
-        return image().filename();
-    }
-
-    @Override
-    public Path path() {
-        return image().path();
-    }
-
-    @Override
-    public String format() {
-        return image().format();
     }
 
     @Override
@@ -43,33 +27,15 @@ public final class GuestView implements Image {
     }
 
     @Override
-    public boolean isReadOnly() {
-        return image().isReadOnly();
-    }
-
-    @Override
-    public void setReadOnly(boolean readOnly) {
-        throw new UnsupportedOperationException("a guest cannot reopen its disk");
-    }
-
-    @Override
-    public Image backing() {
-        return image().backing();
-    }
-
-    @Override
-    public String backingFileString() {
-        return image().backingFileString();
-    }
-
-    @Override
-    public String backingFormatString() {
-        return image().backingFormatString();
-    }
-
-    @Override
     public void read(long offset, byte[] buf, int bufOffset, int len) throws IOException {
         node.read(offset, buf, bufOffset, len);
+    }
+
+    @Override
+    public void read(long offset, java.nio.ByteBuffer dst) throws IOException {
+        byte[] b = new byte[dst.remaining()];
+        node.read(offset, b, 0, b.length);
+        dst.put(b);
     }
 
     @Override
@@ -93,18 +59,8 @@ public final class GuestView implements Image {
     }
 
     @Override
-    public BlockStatus blockStatus(long offset, long maxLen) throws IOException {
-        return image().blockStatus(offset, maxLen);
-    }
-
-    @Override
-    public Allocation isAllocatedAbove(long offset, long maxLen, Image base) throws IOException {
-        return image().isAllocatedAbove(offset, maxLen, base);
-    }
-
-    @Override
-    public long copyUpFromBacking(long offset, long len) throws IOException {
-        return image().copyUpFromBacking(offset, len);
+    public void setReadOnly(boolean readOnly) {
+        throw new UnsupportedOperationException("a guest cannot reopen its disk");
     }
 
     @Override
@@ -125,11 +81,6 @@ public final class GuestView implements Image {
     @Override
     public void makeEmpty() {
         throw new UnsupportedOperationException("a guest cannot empty its disk");
-    }
-
-    @Override
-    public ImageInfo info() throws IOException {
-        return image().info();
     }
 
     /** The guest does not own the disk: closing its view closes nothing. */
