@@ -3,15 +3,10 @@ package io.livemon.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.livemon.image.QemuTools;
-import java.io.ByteArrayOutputStream;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -21,9 +16,6 @@ import org.junit.jupiter.api.io.TempDir;
 class BlockdevStartupTest {
     @TempDir
     Path dir;
-
-    record Run(int exit, String out, String err) {
-    }
 
     static String bd(String n, String file, String rest) {
         return "{\"driver\":\"qcow2\",\"node-name\":\"node-" + n + "\",\"file\":" + file + rest + "}";
@@ -53,49 +45,15 @@ class BlockdevStartupTest {
                 + "sector = \"640\"\n");
     }
 
-    private Run livemon(String stdin, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", System.getProperty("java.class.path"), "-Dorg.slf4j.simpleLogger.logFile="
-                        + dir.resolve("livemon.log"), "io.livemon.cli.Main", "-M", "none", "-nodefaults",
-                "-display", "none"));
-        cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).start();
-        try (OutputStream in = p.getOutputStream()) {
-            // "@sleep\n" in the input pauses (the transcript sleeps 0.5 s; a cold child JVM needs longer)
-            String[] parts = stdin.split("@sleep\n", -1);
-            for (int i = 0; i < parts.length; i++) {
-                if (i > 0) {
-                    in.flush();
-                    Thread.sleep(2000);
-                }
-                in.write(parts[i].getBytes(StandardCharsets.UTF_8));
-            }
-        }
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        Thread t1 = pump(p.getInputStream(), out);
-        Thread t2 = pump(p.getErrorStream(), err);
-        assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("livemon exits").isTrue();
-        t1.join();
-        t2.join();
-        return new Run(p.exitValue(), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
-    private static Thread pump(InputStream in, ByteArrayOutputStream to) {
-        Thread t = new Thread(() -> {
-            try (in) {
-                in.transferTo(to);
-            } catch (Exception ignored) {
-                // process gone
-            }
-        });
-        t.start();
-        return t;
+    private LivemonProcess.Run livemon(String stdin, String... args) throws Exception {
+        List<String> all = new ArrayList<>(List.of("-M", "none", "-nodefaults", "-display", "none"));
+        all.addAll(List.of(args));
+        return LivemonProcess.run(dir, stdin, all.toArray(new String[0]));
     }
 
     @Test
     void transcript14GraphSession3() throws Exception {
-        Run r = livemon("block_stream node-E\n@sleep\ninfo block-jobs\nquit\n", GRAPH);
+        LivemonProcess.Run r = livemon("block_stream node-E\n@sleep\ninfo block-jobs\nquit\n", GRAPH);
         assertThat(r.err()).isEmpty();
         assertThat(r.exit()).isZero();
         // HMP prints nothing for the failed job; it is gone when info block-jobs runs
@@ -108,7 +66,7 @@ class BlockdevStartupTest {
 
     @Test
     void nodesAreListedAsQemuListsThemAndHaveNoDevice() throws Exception {
-        Run r = livemon("info block\ninfo block -n\nquit\n", GRAPH);
+        LivemonProcess.Run r = livemon("info block\ninfo block -n\nquit\n", GRAPH);
         assertThat(r.exit()).isZero();
         String out = r.out().replaceAll("#block\\d+", "#block");
         assertThat(out).contains("(qemu) info block\n(qemu) info block -n\nnode-E: file-E.img (qcow2)\n");
@@ -142,7 +100,7 @@ class BlockdevStartupTest {
                 "Could not open 'missing.img': No such file or directory"},
         };
         for (String[] c : cases) {
-            Run r = livemon("info block\n", "-blockdev", c[0]);
+            LivemonProcess.Run r = livemon("info block\n", "-blockdev", c[0]);
             assertThat(r.exit()).as(c[0]).isEqualTo(1);
             assertThat(r.err()).isEqualTo("livemon: -blockdev " + c[0] + ": " + c[1] + "\n");
             assertThat(r.out()).doesNotContain("(qemu)");
