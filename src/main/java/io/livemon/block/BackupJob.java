@@ -45,7 +45,6 @@ public final class BackupJob extends Job {
     private final boolean compress;
     private final long clusterSize;
     private final long size;
-    private BlockNode filter;
     private final List<BlockNode> blocked = new ArrayList<>();
     /** Released once the start sequence (running, paused, running) has been announced. */
     private final CountDownLatch started = new CountDownLatch(1);
@@ -132,15 +131,7 @@ public final class BackupJob extends Job {
             job.setLen(job.size);
             job.blocked.add(source);
             job.blocked.add(targetNode);
-            job.filter = graph.insertFilter(device, source, "copy-before-write");
-            source.addWriteListener(job.cbw);
-            try {
-                graph.startJob(job);
-            } catch (BlockException e) {
-                source.removeWriteListener(job.cbw);
-                graph.removeFilter(device, job.filter);
-                throw e;
-            }
+            graph.startJobBehindFilter(job, device, source, "copy-before-write", job.cbw);
             // QEMU pauses the job briefly while it inserts the copy-before-write filter
             job.transition(JobStatus.PAUSED);
             job.transition(JobStatus.RUNNING);

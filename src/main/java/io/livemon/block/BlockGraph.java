@@ -470,6 +470,29 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         job.start();
     }
 
+    /**
+     * Starts a job that works behind a filter it puts above {@code below} (the device's root while it runs) and, if
+     * given, a listener on the guest's writes to {@code below}; undoes both when the job cannot start. The filter is
+     * the job's {@link Job#filter} before its thread starts; the job removes it when it ends.
+     */
+    void startJobBehindFilter(Job job, BlockDevice device, BlockNode below, String driver,
+                              WriteListener listener) throws BlockException {
+        BlockNode filter = insertFilter(device, below, driver);
+        job.filter = filter;
+        if (listener != null) {
+            below.addWriteListener(listener);
+        }
+        try {
+            startJob(job);
+        } catch (BlockException e) {
+            if (listener != null) {
+                below.removeWriteListener(listener);
+            }
+            removeFilter(device, filter);
+            throw e;
+        }
+    }
+
     @Override
     public void jobEnded(Job job) {
         synchronized (lock) {

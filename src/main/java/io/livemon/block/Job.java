@@ -26,6 +26,12 @@ public abstract class Job {
         }
     }
 
+    /**
+     * The filter node the job put above the node it works on (the device's root while it runs), or null; set before
+     * the job's thread starts (see {@link BlockGraph#startJobBehindFilter}) and removed by the job's clean step.
+     */
+    volatile BlockNode filter;
+
     private final String id;
     private final JobType type;
     private final boolean autoFinalize;

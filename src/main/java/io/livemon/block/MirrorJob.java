@@ -45,7 +45,6 @@ public final class MirrorJob extends Job {
     /** Zero the target where the source is unallocated (a reused full target without backing file). */
     private final boolean zeroTarget;
     private final List<BlockNode> blocked = new ArrayList<>();
-    private BlockNode filter;
 
     private final BitSet dirty = new BitSet(); // guarded by itself
     private final long size;
@@ -153,15 +152,7 @@ public final class MirrorJob extends Job {
                 }
             }
             job.blocked.add(targetNode);
-            job.filter = graph.insertFilter(device, source, "mirror_top");
-            source.addWriteListener(job.listener);
-            try {
-                graph.startJob(job);
-            } catch (BlockException e) {
-                source.removeWriteListener(job.listener);
-                graph.removeFilter(device, job.filter);
-                throw e;
-            }
+            graph.startJobBehindFilter(job, device, source, "mirror_top", job.listener);
             return job;
         } catch (IOException e) {
             JobTarget.discard(graph, targetNode, target);
