@@ -30,7 +30,6 @@ public final class StreamJob extends Job {
     /** Nodes between target and base; they leave the graph on success. */
     private final List<BlockNode> intermediates;
     private final boolean targetWasReadOnly;
-    private BlockNode filter;
 
     private StreamJob(BlockGraph graph, String id, BlockDevice device, BlockNode target, BlockNode base,
                       String backingFileString, List<BlockNode> intermediates, StreamRequest r) {
@@ -103,11 +102,9 @@ public final class StreamJob extends Job {
         } catch (IOException e) {
             throw BlockGraph.wrap(e);
         }
-        job.filter = graph.insertFilter(device, target, "copy-on-read");
         try {
-            graph.startJob(job);
+            graph.startJobBehindFilter(job, device, target, "copy-on-read", null);
         } catch (BlockException e) {
-            graph.removeFilter(device, job.filter);
             job.restoreReadOnly();
             throw e;
         }
