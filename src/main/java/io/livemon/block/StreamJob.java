@@ -13,12 +13,11 @@ import java.util.regex.Pattern;
  * file. Works in chunks of 512 KiB, copying only what is allocated above the base and missing from the target.
  */
 public final class StreamJob extends Job {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(StreamJob.class);
     /** Largest unit of work between pause points, as QEMU's stream. */
     static final long CHUNK = 512 * 1024;
     /** Unit of work without a speed limit. */
     static final long UNTHROTTLED_CHUNK = 8L << 20;
-    /** Bytes copied between two background flushes of the target (see {@link Flusher}). */
-    static final long FLUSH_EVERY = 16L << 20;
     private static final Pattern JOB_ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.\\-]*");
 
     private final BlockGraph graph;
@@ -161,16 +160,10 @@ public final class StreamJob extends Job {
         Image baseImage = base == null ? null : base.image();
         // one copy buffer for the whole job (direct: read and written without extra copies, no garbage per step)
         ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(UNTHROTTLED_CHUNK, Math.max(len, 1)));
-        Flusher flusher = new Flusher(top, id());
-        try {
-            copyLoop(top, len, baseImage, buffer, flusher);
-        } finally {
-            flusher.stop();
-        }
-        flusher.rethrow();
+        copyLoop(top, len, baseImage, buffer);
     }
 
-    private void copyLoop(Image top, long len, Image baseImage, ByteBuffer buffer, Flusher flusher) throws Exception {
+    private void copyLoop(Image top, long len, Image baseImage, ByteBuffer buffer) throws Exception {
         long offset = 0;
         IOException firstError = null;
         while (offset < len) {
@@ -198,94 +191,12 @@ public final class StreamJob extends Job {
             offset += n;
             setOffset(offset);
             if (copied > 0) {
-                flusher.copied(copied);
                 rateLimit(copied);
             }
             Thread.yield(); // between steps, let a monitor thread that is waiting for a CPU answer first
         }
         if (firstError != null) {
             throw new IOException(IoErrors.strerror(firstError), firstError);
-        }
-    }
-
-    /**
-     * Writes the copied data back while the copy goes on: every {@link #FLUSH_EVERY} bytes copied, a background
-     * thread flushes the target. Nothing depends on these flushes for ordering (the copy-up's write order is what a
-     * kill relies on, and the fsync before the header drops the backing file is still done at the end); they only
-     * let the disk work on the other CPU while this one copies, so that the final fsync finds little left to write.
-     * A failed background flush fails the job: the kernel reports a write-back error once, so the final fsync could
-     * succeed after it without the data being on disk.
-     */
-    private static final class Flusher {
-        private final Image image;
-        private final Thread thread;
-        private long pending; // bytes copied since the last flush started (guarded by this)
-        private boolean stopped; // guarded by this
-        private volatile IOException error;
-
-        Flusher(Image image, String jobId) {
-            this.image = image;
-            this.thread = new Thread(this::loop, "stream-flush-" + jobId);
-            thread.setDaemon(true);
-            thread.start();
-        }
-
-        synchronized void copied(long n) throws IOException {
-            rethrow();
-            pending += n;
-            if (pending >= FLUSH_EVERY) {
-                notifyAll();
-            }
-        }
-
-        private void loop() {
-            while (true) {
-                synchronized (this) {
-                    while (!stopped && pending < FLUSH_EVERY) {
-                        try {
-                            wait();
-                        } catch (InterruptedException e) {
-                            return;
-                        }
-                    }
-                    if (stopped) {
-                        return;
-                    }
-                    pending = 0;
-                }
-                try {
-                    image.flush();
-                } catch (IOException e) {
-                    error = e;
-                    return;
-                }
-            }
-        }
-
-        void stop() {
-            synchronized (this) {
-                stopped = true;
-                notifyAll();
-            }
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    thread.join();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-        }
-
-        void rethrow() throws IOException {
-            IOException e = error;
-            if (e != null) {
-                throw new IOException(IoErrors.strerror(e), e);
-            }
         }
     }
 
@@ -296,6 +207,24 @@ public final class StreamJob extends Job {
         target.image().changeBackingFile(baseImage, backingFileString, fmt);
         target.setBacking(base);
         graph.dropNodes(intermediates);
+        writeBackInBackground(target.image());
+    }
+
+    /**
+     * The new header, like the copied data, is in the page cache, as QEMU leaves them (cache=writeback: durable at
+     * the next flush). A killed process loses nothing (the writes reached the OS in a safe order); to keep the
+     * window in which a power loss could drop copied data short, the image is flushed at once, off the job's path.
+     */
+    private void writeBackInBackground(Image image) {
+        Thread t = new Thread(() -> {
+            try {
+                image.flush();
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("write-back of {} after stream {} failed: {}", image.filename(), id(), e.getMessage());
+            }
+        }, "stream-writeback-" + id());
+        t.setDaemon(true);
+        t.start();
     }
 
     @Override

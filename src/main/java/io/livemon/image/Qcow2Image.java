@@ -1782,9 +1782,9 @@ public final class Qcow2Image implements Image {
             try {
                 String f = backingFileString == null || backingFileString.isEmpty() ? null : backingFileString;
                 byte[] h = buildHeader(f, f == null ? null : fmt);
-                ch.force(true);
+                // Written after every data and metadata write that came before it (a killed process finds a
+                // consistent image); durable at the next flush, as QEMU's header update with cache=writeback.
                 writeHeader(h);
-                ch.force(true);
                 backingFile = f;
                 backingFormat = f == null ? null : fmt;
                 backing = newBacking;
