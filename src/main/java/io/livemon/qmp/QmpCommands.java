@@ -9,6 +9,7 @@ import io.livemon.block.BlockDevice;
 import io.livemon.block.BlockException;
 import io.livemon.block.BlockGraph;
 import io.livemon.block.BlockNode;
+import io.livemon.block.CommitJob;
 import io.livemon.block.DriveOperations;
 import io.livemon.block.Event;
 import io.livemon.block.ExternalSnapshot;
@@ -59,6 +60,9 @@ final class QmpCommands {
                 QmpCommand.of("block-stream", "?job-id:str device:str ?base:str ?base-node:str ?backing-file:str"
                         + " ?bottom:str ?speed:int ?on-error:" + ON_ERROR + " ?filter-node-name:str"
                         + " ?auto-finalize:bool ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::blockStream),
+                QmpCommand.of("block-commit", "?job-id:str device:str ?base-node:str ?base:str ?top-node:str"
+                        + " ?top:str ?backing-file:str ?speed:int ?on-error:" + ON_ERROR + " ?filter-node-name:str"
+                        + " ?auto-finalize:bool ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::blockCommit),
                 QmpCommand.of("drive-mirror", "?job-id:str device:str target:str ?format:str ?node-name:str"
                         + " ?replaces:str sync:" + SYNC + " ?mode:enum(existing|absolute-paths) ?speed:int"
                         + " ?granularity:int ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
@@ -214,6 +218,19 @@ final class QmpCommands {
                 a.str("backing-file"), a.integer("speed", 0), OnErrorPolicy.fromQapi(onError),
                 a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
         StreamJob.start(c.graph(), r);
+        return Json.obj();
+    }
+
+    private static Object blockCommit(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        if (a.has("filter-node-name")) {
+            throw QmpException.generic("livemon does not support 'filter-node-name' (the commit_top / mirror_top"
+                    + " filter is always implicit)");
+        }
+        String onError = a.has("on-error") ? a.str("on-error") : "report";
+        CommitJob.Request r = new CommitJob.Request(a.str("job-id"), a.str("device"), a.str("base-node"),
+                a.str("base"), a.str("top-node"), a.str("top"), a.str("backing-file"), a.integer("speed", 0),
+                OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+        CommitJob.start(c.graph(), r);
         return Json.obj();
     }
 
