@@ -58,6 +58,8 @@ public abstract class Job {
     /** Pause requests not yet matched by a resume (user pause counts once, as QEMU's user_paused). */
     private int pauseCount;
     private boolean userPaused;
+    /** Counts the job thread's pauses (incremented each time it starts waiting), so a resume knows its pause. */
+    private long pauseEpoch;
     private boolean cancelled;
     private boolean forceCancel;
     /** True while the work loop is not sleeping (QMP {@code busy}). */
@@ -206,8 +208,10 @@ public abstract class Job {
      */
     public void resume() throws BlockException {
         JobStatus wakeTo = null;
+        long epoch;
         lock.lock();
         try {
+            epoch = pauseEpoch;
             if (!userPaused) {
                 throw new BlockException("Can't resume a job that was not paused");
             }
@@ -226,10 +230,16 @@ public abstract class Job {
         }
         if (wakeTo != null) {
             synchronized (transitionMonitor) {
-                // The job thread may have woken and moved on already; only a job still waiting is moved.
-                JobStatus now = status();
-                boolean stillWaiting = wakeTo == JobStatus.RUNNING ? now == JobStatus.PAUSED
-                        : now == JobStatus.STANDBY;
+                // The job thread may have woken and moved on already, or even paused again (a retried request
+                // failing at once): only a job still waiting in the pause this resume ended is moved.
+                boolean stillWaiting;
+                lock.lock();
+                try {
+                    stillWaiting = pauseEpoch == epoch && pauseCount == 0
+                            && status == (wakeTo == JobStatus.RUNNING ? JobStatus.PAUSED : JobStatus.STANDBY);
+                } finally {
+                    lock.unlock();
+                }
                 if (stillWaiting) {
                     transition(wakeTo);
                 }
@@ -475,6 +485,7 @@ public abstract class Job {
                 JobStatus before = status;
                 JobStatus pausedState = before == JobStatus.READY ? JobStatus.STANDBY : JobStatus.PAUSED;
                 busy = false;
+                pauseEpoch++;
                 lock.unlock();
                 try {
                     transition(pausedState);
