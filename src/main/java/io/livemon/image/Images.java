@@ -114,6 +114,11 @@ public final class Images {
                                 + "Is another process using the image [" + name + "]?");
                     }
                 }
+                if (depth == 0 && !readOnly && Files.exists(p)) {
+                    // QEMU checks the writer's permissions first ("Failed to get "write" lock"); the read-only
+                    // first open below would report the reader's conflict instead.
+                    ImageLocks.acquire(p, name, true, () -> true).release();
+                }
                 Image img;
                 try {
                     img = open(cwd, name, fmt, ro, opts);
@@ -129,15 +134,19 @@ public final class Images {
                     if (readOnly) {
                         return opened.get(0);
                     }
+                    // The read-only top goes first: it holds the file's read lock and refuses writers (QEMU's
+                    // locking, see ImageLocks), the writable one would conflict with it.
+                    Image ro0 = opened.remove(0);
+                    Image below = ro0.backing();
+                    ro0.close();
                     Image top;
                     try {
                         top = open(cwd, filename, format, false, opts);
                     } catch (ImageException e) {
                         throw new ImageException(e.getMessage(), e);
                     }
-                    Image ro0 = opened.set(0, top);
-                    top.setBacking(ro0.backing());
-                    ro0.close();
+                    opened.add(0, top);
+                    top.setBacking(below);
                     return top;
                 }
                 name = pathCombine(img.filename(), b);

@@ -101,6 +101,10 @@ public final class Qcow2Image implements Image {
     private final ReentrantLock meta = new ReentrantLock(); // guards l1, rt, both caches, refcounts, allocation state (freeHint, hostEnd), header fields and dirty flag
 
     private volatile FileChannel ch;
+    /** The file's own channel under any wrapper (blkdebug, tests): whether it is open tells the lock registry. */
+    private volatile FileChannel rawCh;
+    /** This image's claim in QEMU's locking protocol (see {@link ImageLocks}); released at close. */
+    private final ImageLocks.Lease lease;
     private volatile boolean readOnly;
     private volatile Image backing;
     private volatile long size;
@@ -149,6 +153,13 @@ public final class Qcow2Image implements Image {
         this.options = options == null ? Options.defaults() : options;
         this.readOnly = readOnly;
         FileChannel c = openChannel(path, filename, readOnly);
+        this.rawCh = c;
+        try {
+            this.lease = ImageLocks.acquire(path, filename, !readOnly, () -> !closed && rawCh.isOpen());
+        } catch (ImageException e) {
+            c.close();
+            throw e;
+        }
         if (channelWrapper != null) {
             c = channelWrapper.apply(c);
         }
@@ -334,6 +345,7 @@ public final class Qcow2Image implements Image {
         } finally {
             if (!ok) {
                 c.close();
+                lease.release();
             }
         }
     }
@@ -1964,15 +1976,21 @@ public final class Qcow2Image implements Image {
                 FileChannel n = openChannel(path, filename, true);
                 ch.close();
                 ch = n;
+                rawCh = n;
                 readOnly = true;
+                lease.change(false);
             } else {
                 if ((incompat & INCOMPAT_CORRUPT) != 0) {
                     throw new ImageException("qcow2: Image is corrupt; cannot be opened read/write");
                 }
+                lease.change(true);
                 FileChannel n = openChannel(path, filename, false);
                 ch.close();
                 ch = n;
+                rawCh = n;
                 readOnly = false;
+                // closing the old descriptor dropped the process's record locks on the file
+                lease.reassert();
             }
         } finally {
             opLock.writeLock().unlock();
@@ -2011,6 +2029,7 @@ public final class Qcow2Image implements Image {
                 }
             }
             ch.close();
+            lease.release();
         } finally {
             opLock.writeLock().unlock();
         }

@@ -14,6 +14,8 @@ public final class RawImage implements Image {
     private final Path path;
     private final ReentrantReadWriteLock opLock = new ReentrantReadWriteLock(); // guards channel/readOnly: I/O takes read, reopen/resize/close take write
     private volatile FileChannel ch;
+    /** This image's claim in QEMU's locking protocol (see {@link ImageLocks}); released at close. */
+    private final ImageLocks.Lease lease;
     private volatile boolean readOnly;
     private volatile long size;
 
@@ -22,6 +24,12 @@ public final class RawImage implements Image {
         this.filename = filename;
         this.readOnly = readOnly;
         this.ch = Qcow2Image.openChannel(path, filename, readOnly);
+        try {
+            this.lease = ImageLocks.acquire(path, filename, !readOnly, () -> ch.isOpen());
+        } catch (ImageException e) {
+            ch.close();
+            throw e;
+        }
         this.size = ch.size();
     }
 
@@ -61,10 +69,15 @@ public final class RawImage implements Image {
             if (ro == readOnly) {
                 return;
             }
+            if (!ro) {
+                lease.change(true);
+            }
             FileChannel n = Qcow2Image.openChannel(path, filename, ro);
             ch.close();
             ch = n;
             readOnly = ro;
+            lease.change(!ro);
+            lease.reassert(); // closing the old descriptor dropped the process's record locks
         } finally {
             opLock.writeLock().unlock();
         }
@@ -206,6 +219,7 @@ public final class RawImage implements Image {
         opLock.writeLock().lock();
         try {
             ch.close();
+            lease.release();
         } finally {
             opLock.writeLock().unlock();
         }

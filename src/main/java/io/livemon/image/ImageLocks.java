@@ -1,0 +1,252 @@
+package io.livemon.image;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.NonWritableChannelException;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+
+/**
+ * QEMU's image locking, so that livemon, QEMU and qemu-img do not write one image at the same time.
+ *
+ * <p>QEMU marks each permission it holds on an image with a shared record lock on byte 100 + permission, and each
+ * permission it does not let others have with one on byte 200 + permission; before taking a permission it checks
+ * that nobody locked the "not shared" byte, and before refusing one to others that nobody locked the "held" byte.
+ * Java's record locks are POSIX locks, which conflict with QEMU's open-file-description locks on Linux, so the same
+ * bytes keep both sides apart (qemu-img then says {@code Failed to get shared "write" lock}).
+ *
+ * <p>A writable image holds consistent read, write and resize and shares neither write nor resize; a read-only one
+ * holds consistent read and shares neither write nor resize (QEMU's backing files). Within this JVM the same rules
+ * are checked against the other open images of the file. POSIX locks belong to the process and disappear when any
+ * descriptor of the file is closed, so each file's locks live on one channel opened for them, and every change
+ * re-takes all of them.
+ */
+final class ImageLocks {
+    private static final int PERM_BASE = 100;
+    private static final int SHARED_BASE = 200;
+    private static final int CONSISTENT_READ = 0;
+    private static final int WRITE = 1;
+    private static final int RESIZE = 3;
+    private static final String[] PERM_NAMES = {"consistent read", "write", "write unchanged", "resize",
+        "change children"};
+
+    /** Guards {@link #FILES} and everything inside each {@link FileLocks}. */
+    private static final Object GLOBAL = new Object();
+    /** The lock state of every file an image of this JVM has open, by real path. */
+    private static final Map<Path, FileLocks> FILES = new HashMap<>();
+
+    private ImageLocks() {
+    }
+
+    /** One open image's claim on its file; {@link #release()} it when the image closes. */
+    static final class Lease {
+        private final FileLocks file;
+        private final String filename;
+        private final BooleanSupplier alive;
+        private boolean write;
+        private boolean released;
+
+        private Lease(FileLocks file, String filename, boolean write, BooleanSupplier alive) {
+            this.file = file;
+            this.filename = filename;
+            this.write = write;
+            this.alive = alive;
+        }
+
+        /** Reopening read-write or read-only: QEMU checks the new permissions as at open. */
+        void change(boolean newWrite) throws ImageException {
+            synchronized (GLOBAL) {
+                if (newWrite == write || released) {
+                    return;
+                }
+                try {
+                    if (newWrite) {
+                        file.check(this, filename, true);
+                    }
+                    write = newWrite;
+                } finally {
+                    file.relock();
+                }
+            }
+        }
+
+        /** Re-takes the file's locks after a descriptor of it was closed (which drops them all). */
+        void reassert() {
+            synchronized (GLOBAL) {
+                if (!released) {
+                    file.relock();
+                }
+            }
+        }
+
+        void release() {
+            synchronized (GLOBAL) {
+                if (released) {
+                    return;
+                }
+                released = true;
+                file.leases.remove(this);
+                file.relockOrClose();
+            }
+        }
+
+        boolean holds(int perm) {
+            return perm == CONSISTENT_READ || (write && (perm == WRITE || perm == RESIZE));
+        }
+
+        boolean unshares(int perm) {
+            return perm == WRITE || perm == RESIZE;
+        }
+    }
+
+    /** The locks this JVM holds on one file, and the open images that hold them. */
+    private static final class FileLocks {
+        private final Path key;
+        private final FileChannel channel;
+        private final List<Lease> leases = new ArrayList<>();
+        private final List<FileLock> locks = new ArrayList<>();
+
+        FileLocks(Path key, FileChannel channel) {
+            this.key = key;
+            this.channel = channel;
+        }
+
+        /**
+         * Fails as QEMU does when {@code lease} (new, or becoming writable) conflicts with another image of this JVM
+         * or another process. Drops this JVM's locks on the file for the trial; the caller re-takes them.
+         */
+        void check(Lease lease, String filename, boolean write) throws ImageException {
+            leases.removeIf(l -> l != lease && !l.alive.getAsBoolean());
+            releaseAll();
+            int[] held = write ? new int[] {CONSISTENT_READ, WRITE, RESIZE} : new int[] {CONSISTENT_READ};
+            int[] unshared = {WRITE, RESIZE};
+            for (int p : held) {
+                boolean local = leases.stream().anyMatch(l -> l != lease && l.unshares(p));
+                if (local || lockedElsewhere(SHARED_BASE + p)) {
+                    throw conflict("Failed to get \"" + PERM_NAMES[p] + "\" lock", filename);
+                }
+            }
+            for (int p : unshared) {
+                boolean local = leases.stream().anyMatch(l -> l != lease && l.holds(p));
+                if (local || lockedElsewhere(PERM_BASE + p)) {
+                    throw conflict("Failed to get shared \"" + PERM_NAMES[p] + "\" lock", filename);
+                }
+            }
+        }
+
+        /** Whether another process holds a lock on byte {@code b} (a trial exclusive lock fails). */
+        private boolean lockedElsewhere(int b) {
+            try {
+                FileLock trial = channel.tryLock(b, 1, false);
+                if (trial == null) {
+                    return true;
+                }
+                trial.release();
+                return false;
+            } catch (NonWritableChannelException | OverlappingFileLockException | IOException e) {
+                // A file we may only read cannot carry the trial lock; its writers are checked by their side.
+                return false;
+            }
+        }
+
+        /** Re-takes every lock the leases need (closing any descriptor of the file dropped them all). */
+        private void releaseAll() {
+            for (FileLock l : locks) {
+                try {
+                    l.release();
+                } catch (IOException e) {
+                    // already gone with a closed descriptor
+                }
+            }
+            locks.clear();
+        }
+
+        void relock() {
+            releaseAll();
+            for (int p = 0; p < PERM_NAMES.length; p++) {
+                int perm = p;
+                if (leases.stream().anyMatch(l -> l.holds(perm))) {
+                    take(PERM_BASE + p);
+                }
+                if (leases.stream().anyMatch(l -> l.unshares(perm))) {
+                    take(SHARED_BASE + p);
+                }
+            }
+        }
+
+        private void take(int b) {
+            try {
+                FileLock l = channel.tryLock(b, 1, true);
+                if (l != null) {
+                    locks.add(l);
+                }
+            } catch (IOException | OverlappingFileLockException e) {
+                // best effort: the checks above decided; a lock we cannot take only weakens the protection
+            }
+        }
+
+        void relockOrClose() {
+            if (leases.isEmpty()) {
+                FILES.remove(key);
+                try {
+                    channel.close();
+                } catch (IOException e) {
+                    // nothing held any more
+                }
+            } else {
+                relock();
+            }
+        }
+    }
+
+    /**
+     * Claims {@code path} for an image being opened. {@code alive} tells whether the image is still open (an image
+     * dropped without close, as crash tests do, stops counting). Fails with QEMU's message on a conflict.
+     */
+    static Lease acquire(Path path, String filename, boolean write, BooleanSupplier alive) throws ImageException {
+        Path key;
+        try {
+            key = path.toRealPath();
+        } catch (IOException e) {
+            key = path.toAbsolutePath().normalize();
+        }
+        synchronized (GLOBAL) {
+            FileLocks file = FILES.get(key);
+            if (file == null) {
+                file = new FileLocks(key, openLockChannel(key));
+                FILES.put(key, file);
+            }
+            Lease lease = new Lease(file, filename, write, alive);
+            try {
+                file.check(lease, filename, write);
+                file.leases.add(lease);
+            } finally {
+                file.relockOrClose();
+            }
+            return lease;
+        }
+    }
+
+    private static FileChannel openLockChannel(Path key) throws ImageException {
+        try {
+            return FileChannel.open(key, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            try {
+                return FileChannel.open(key, StandardOpenOption.READ);
+            } catch (IOException e2) {
+                throw new ImageException("Could not open '" + key + "': " + e2.getMessage(), e2);
+            }
+        }
+    }
+
+    private static ImageException conflict(String what, String filename) {
+        return new ImageException(what + "\nIs another process using the image [" + filename + "]?");
+    }
+}
