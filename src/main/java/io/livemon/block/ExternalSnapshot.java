@@ -79,17 +79,19 @@ public final class ExternalSnapshot {
             throw BlockGraph.wrap(e);
         }
         overlay.setBacking(oldImage);
+        // Switch the drive first, then reopen the old top read-only: a guest write that is already on its way to
+        // the old top still lands (it came before the snapshot), and no new write finds a read-only disk.
+        BlockNode overlayNode = graph.attachOverlay(d, overlay, newNodeName, oldTop);
         try {
             oldImage.flush();
             oldImage.setReadOnly(true);
         } catch (IOException e) {
-            try {
-                overlay.close();
-            } catch (IOException ignored) {
-                // the overlay was never used
+            if (d != null) {
+                graph.setRoot(d, oldTop);
             }
+            graph.dropNodes(java.util.List.of(overlayNode));
             throw BlockGraph.wrap(e);
         }
-        return graph.attachOverlay(d, overlay, newNodeName, oldTop);
+        return overlayNode;
     }
 }

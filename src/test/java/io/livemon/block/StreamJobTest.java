@@ -203,6 +203,43 @@ class StreamJobTest {
     }
 
     @Test
+    void guestWritesRacingASnapshotNeitherFailNorGetLost() throws Exception {
+        byte[] model = java.nio.file.Files.readAllBytes(dir.resolve("before.raw"));
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+        Thread guest = new Thread(() -> {
+            java.util.Random rnd = new java.util.Random(7);
+            byte[] data = new byte[64 * 1024];
+            try {
+                for (int i = 0; i < 400; i++) {
+                    long off = (long) rnd.nextInt(model.length / data.length) * data.length;
+                    java.util.Arrays.fill(data, (byte) (i + 1));
+                    // a guest sees its drive: the root of the moment, as qemu-io does per command
+                    graph.device("virtio0").root().write(off, data, 0, data.length);
+                    synchronized (model) {
+                        System.arraycopy(data, 0, model, (int) off, data.length);
+                    }
+                    started.countDown();
+                }
+            } catch (Throwable t) {
+                failure.set(t);
+                started.countDown();
+            }
+        });
+        guest.start();
+        started.await();
+        ExternalSnapshot.take(graph, "virtio0", null, "snap.qcow2", null, false, null, l -> { });
+        guest.join();
+        assertThat(failure.get()).isNull();
+        assertThat(graph.findNode("node-E").readOnly()).isTrue();
+        graph.close();
+        java.nio.file.Files.write(dir.resolve("model.raw"), model);
+        assertThat(QemuTools.compare(dir, "model.raw", "snap.qcow2").exitCode()).isZero();
+        QemuTools.assertClean(dir, "snap.qcow2");
+        SeedChain.assertAllClean(dir);
+    }
+
+    @Test
     void snapshotThenStreamIsALiveBlockCopy() throws Exception {
         List<String> stdout = new CopyOnWriteArrayList<>();
         ExternalSnapshot.take(graph, "virtio0", null, "copy.qcow2", null, false, null, stdout::add);
