@@ -485,14 +485,19 @@ public abstract class Job {
                 JobStatus before = status;
                 JobStatus pausedState = before == JobStatus.READY ? JobStatus.STANDBY : JobStatus.PAUSED;
                 busy = false;
-                pauseEpoch++;
-                lock.unlock();
-                try {
-                    transition(pausedState);
-                } finally {
-                    lock.lock();
-                }
                 while (pauseCount > 0 && !cancelled) {
+                    if (status != pausedState) {
+                        // entering the pause, or pausing again after a resume moved the job back to running
+                        // before this thread woke up: either way the job is paused (again) now
+                        pauseEpoch++;
+                        lock.unlock();
+                        try {
+                            transition(pausedState);
+                        } finally {
+                            lock.lock();
+                        }
+                        continue;
+                    }
                     changed.awaitUninterruptibly();
                 }
                 lock.unlock();

@@ -147,6 +147,26 @@ class StreamJobTest {
     }
 
     @Test
+    void pausingRightAfterAResumePausesTheJobAgain() throws Exception {
+        StreamJob.start(graph, StreamRequest.hmp("virtio0", 64 * 1024, null));
+        Job job = graph.job("virtio0");
+        java.time.Duration poll = java.time.Duration.ofMillis(1);
+        for (int i = 0; i < 50; i++) {
+            job.pause();
+            org.awaitility.Awaitility.await().pollInterval(poll).until(() -> job.status() == JobStatus.PAUSED);
+            job.resume();
+            // the job thread may not have woken from the first pause yet
+            job.pause();
+            org.awaitility.Awaitility.await().pollInterval(poll).atMost(java.time.Duration.ofSeconds(5))
+                    .until(() -> job.status() == JobStatus.PAUSED);
+            job.resume();
+        }
+        job.cancel(false);
+        assertThat(graph.awaitNoJobs(10_000)).isTrue();
+        assertContentUnchanged();
+    }
+
+    @Test
     void cancellingAPausedJobWithForceReportsRunningThenAborting() throws Exception {
         StreamJob.start(graph, StreamRequest.hmp("virtio0", 64 * 1024, null));
         Job job = graph.job("virtio0");
