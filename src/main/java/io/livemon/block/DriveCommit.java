@@ -5,8 +5,8 @@ import io.livemon.image.Image;
 import java.io.IOException;
 
 /**
- * HMP's synchronous {@code commit DEVICE|all}: writes the data the top image holds into its immediate backing file,
- * then empties the top. The chain and every backing string stay as they are. Not the block-commit job.
+ * HMP's synchronous {@code commit DEVICE|all}: writes the data the top image holds into its immediate backing file
+ * (grown first to the top's virtual size when it is shorter), then empties the top. The chain and every backing string stay as they are. Not the block-commit job.
  */
 public final class DriveCommit {
     private static final int BUFFER = 1 << 20;
@@ -45,6 +45,11 @@ public final class DriveCommit {
         try {
             if (wasReadOnly) {
                 backing.setReadOnly(false);
+            }
+            // As QEMU's bdrv_commit (block/commit.c): a backing file shorter than the top grows first, or the data the
+            // top holds past the backing file's end would be emptied from the top without landing anywhere.
+            if (topImage.size() > backing.size()) {
+                backing.resize(topImage.size());
             }
             long size = Math.min(topImage.size(), backing.size());
             byte[] buf = new byte[BUFFER];

@@ -4,8 +4,6 @@ import io.livemon.image.Image;
 import io.livemon.image.Images;
 import io.livemon.image.Qcow2CreateOptions;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.function.Consumer;
 
 /**
@@ -55,19 +53,13 @@ public final class ExternalSnapshot {
             throw new BlockException("Unknown file format '" + fmt + "'");
         }
         Image oldImage = oldTop.image();
-        Path path = graph.cwd().resolve(file);
         if (!reuse) {
             if (fmt.equals("raw")) {
                 throw new BlockException("Backing file not supported for file format 'raw'");
             }
             Qcow2CreateOptions o = Qcow2CreateOptions.withBacking(oldImage.filename(), oldImage.format());
-            stdout.accept(Images.formattingLine(file, oldImage.size(), o));
-            Path parent = path.getParent();
-            if (parent != null && !Files.isDirectory(parent)) {
-                throw new BlockException("Could not create '" + file + "': No such file or directory");
-            }
             try {
-                Images.createQcow2(graph.cwd(), file, oldImage.size(), o);
+                Images.create(graph.cwd(), file, "qcow2", oldImage.size(), o, stdout);
             } catch (IOException e) {
                 throw BlockGraph.wrap(e);
             }

@@ -4,8 +4,6 @@ import io.livemon.image.Image;
 import io.livemon.image.Images;
 import io.livemon.image.Qcow2CreateOptions;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.function.Consumer;
 
 /**
@@ -61,19 +59,8 @@ final class JobTarget {
                 }
                 o = Qcow2CreateOptions.withBacking(backing.filename(), backing.image().format());
             }
-            long size = src.size();
-            stdout.accept(Images.formattingLine(file, fmt, size, o));
-            Path path = graph.cwd().resolve(file);
-            Path parent = path.getParent();
-            if (parent != null && !Files.isDirectory(parent)) {
-                throw new BlockException("Could not create '" + file + "': No such file or directory");
-            }
             try {
-                if (fmt.equals("raw")) {
-                    Images.createRaw(graph.cwd(), file, size);
-                } else {
-                    Images.createQcow2(graph.cwd(), file, size, o);
-                }
+                Images.create(graph.cwd(), file, fmt, src.size(), o, stdout);
             } catch (IOException e) {
                 throw BlockGraph.wrap(e);
             }

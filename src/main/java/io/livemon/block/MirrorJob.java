@@ -134,9 +134,6 @@ public final class MirrorJob extends Job {
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
             graph.checkNotBusy(source);
-            if (target.size() < source.size()) {
-                target.resize(source.size());
-            }
             BlockNode targetBacking = JobTarget.backingFor(source, sync);
             if (targetBacking != null) {
                 target.setBacking(targetBacking.image());
@@ -154,9 +151,6 @@ public final class MirrorJob extends Job {
             job.blocked.add(targetNode);
             graph.startJobBehindFilter(job, device, source, "mirror_top", job.listener);
             return job;
-        } catch (IOException e) {
-            JobTarget.discard(graph, targetNode, target);
-            throw BlockGraph.wrap(e);
         } catch (BlockException | RuntimeException e) {
             JobTarget.discard(graph, targetNode, target);
             throw e;
@@ -240,6 +234,12 @@ public final class MirrorJob extends Job {
 
     @Override
     protected void run() throws Exception {
+        // As QEMU 7.2's mirror_run: an existing target of another size fails the job before anything is copied; the
+        // target is left as it was and the device stays on its image.
+        // (QEMU compares lengths in whole 512-byte sectors: bdrv_getlength rounds up)
+        if (((targetNode.image().size() + 511) >>> 9) != ((size + 511) >>> 9)) {
+            throw new BlockException("Source and target image have different sizes");
+        }
         byte[] buf = new byte[(int) MAX_REQUEST];
         if (sync != JobTarget.Sync.NONE) {
             dirtyInit();

@@ -5,7 +5,9 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.NonWritableChannelException;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -39,8 +41,12 @@ final class ImageLocks {
 
     /** Guards {@link #FILES} and everything inside each {@link FileLocks}. */
     private static final Object GLOBAL = new Object();
-    /** The lock state of every file an image of this JVM has open, by real path. */
-    private static final Map<Path, FileLocks> FILES = new HashMap<>();
+    /**
+     * The lock state of every file an image of this JVM has open, by file identity (device and inode, Java's
+     * {@code fileKey}): a second name for the same file (a relative or {@code ./} spelling, a symbolic or a hard link)
+     * finds the same entry, as QEMU's OFD locks, which belong to the inode, see the same locks.
+     */
+    private static final Map<Object, FileLocks> FILES = new HashMap<>();
 
     private ImageLocks() {
     }
@@ -108,12 +114,12 @@ final class ImageLocks {
 
     /** The locks this JVM holds on one file, and the open images that hold them. */
     private static final class FileLocks {
-        private final Path key;
+        private final Object key;
         private final FileChannel channel;
         private final List<Lease> leases = new ArrayList<>();
         private final List<FileLock> locks = new ArrayList<>();
 
-        FileLocks(Path key, FileChannel channel) {
+        FileLocks(Object key, FileChannel channel) {
             this.key = key;
             this.channel = channel;
         }
@@ -211,16 +217,25 @@ final class ImageLocks {
      * dropped without close, as crash tests do, stops counting). Fails with QEMU's message on a conflict.
      */
     static Lease acquire(Path path, String filename, boolean write, BooleanSupplier alive) throws ImageException {
-        Path key;
+        Path real;
         try {
-            key = path.toRealPath();
+            real = path.toRealPath();
         } catch (IOException e) {
-            key = path.toAbsolutePath().normalize();
+            real = path.toAbsolutePath().normalize();
+        }
+        Object key = real;
+        try {
+            Object inode = Files.readAttributes(real, BasicFileAttributes.class).fileKey();
+            if (inode != null) {
+                key = inode;
+            }
+        } catch (IOException e) {
+            // the open that follows reports a missing file
         }
         synchronized (GLOBAL) {
             FileLocks file = FILES.get(key);
             if (file == null) {
-                file = new FileLocks(key, openLockChannel(key));
+                file = new FileLocks(key, openLockChannel(real));
                 FILES.put(key, file);
             }
             Lease lease = new Lease(file, filename, write, alive);

@@ -54,6 +54,7 @@ public final class Images {
         if (!Files.exists(p)) {
             throw new ImageException("Could not open '" + filename + "': No such file or directory");
         }
+        ImageFiles.checkOpenable(p, filename);
         String fmt = format != null ? format : probe(p, filename);
         switch (fmt) {
             case "qcow2":
@@ -76,6 +77,7 @@ public final class Images {
         if (!Files.exists(p)) {
             throw new ImageException("Could not open '" + filename + "': No such file or directory");
         }
+        ImageFiles.checkOpenable(p, filename);
         String fmt = format != null ? format : probe(p, filename);
         if (!fmt.equals("qcow2")) {
             throw new ImageException("livemon supports blkdebug only under a qcow2 node, not " + fmt);
@@ -115,6 +117,7 @@ public final class Images {
                     }
                 }
                 if (depth == 0 && !readOnly && Files.exists(p)) {
+                    ImageFiles.checkOpenable(p, name);
                     // QEMU checks the writer's permissions first ("Failed to get "write" lock"); the read-only
                     // first open below would report the reader's conflict instead.
                     ImageLocks.acquire(p, name, true, () -> true).release();
@@ -208,13 +211,42 @@ public final class Images {
 
     // ------------------------------------------------------------------ create
 
-    /** {@code qemu-img create -f raw}. */
-    public static void createRaw(Path cwd, String filename, long size) throws IOException {
-        RawImage.create(cwd.resolve(filename), size);
+    /**
+     * Creates an image as QEMU's monitor commands do (block.c bdrv_img_create): refuses a backing file named like the
+     * image itself, hands QEMU's {@code Formatting ...} line to {@code formatting} (QEMU prints it even when the
+     * creation then fails), then creates the image with {@link #createRaw} or {@link #createQcow2}.
+     *
+     * @param fmt  "raw" or "qcow2"
+     * @param size virtual size in bytes
+     * @param o    qcow2 options (null: defaults; ignored for raw)
+     * @throws ImageException {@code Error: Trying to create an image with the same filename as the backing file}
+     *                        (QEMU's text carries the prefix itself), or any creation error, the old file untouched
+     */
+    public static void create(Path cwd, String filename, String fmt, long size, Qcow2CreateOptions o,
+                              java.util.function.Consumer<String> formatting) throws IOException {
+        if (o != null && filename.equals(o.backingFile())) {
+            throw new ImageException("Error: Trying to create an image with the same filename as the backing file");
+        }
+        formatting.accept(formattingLine(filename, fmt, size, o));
+        if ("raw".equals(fmt)) {
+            createRaw(cwd, filename, size);
+        } else {
+            createQcow2(cwd, filename, size, o);
+        }
     }
 
     /**
-     * {@code qemu-img create -f qcow2}. A size of 0 with a backing file takes the backing image's size.
+     * {@code qemu-img create -f raw}: a sparse file of {@code size} bytes. Never harms an existing file: see
+     * {@link ImageCreation} for the checks and their QEMU messages.
+     */
+    public static void createRaw(Path cwd, String filename, long size) throws IOException {
+        ImageCreation.create(cwd, filename, "raw", (file, name) -> RawImage.create(file, size));
+    }
+
+    /**
+     * {@code qemu-img create -f qcow2}. A size of 0 with a backing file takes the backing image's size. Never harms an
+     * existing file: an open or locked target, a directory, a FIFO or a device is refused with QEMU's message and left
+     * as it was, and a new image replaces an old file only once complete (see {@link ImageCreation}).
      *
      * @return the virtual size of the new image
      */
@@ -310,39 +342,37 @@ public final class Images {
             }
         }
         pos += 8;
-        if (bfile != null) {
-            byte[] n = bfile.getBytes(StandardCharsets.UTF_8);
-            if (pos + n.length > cs) {
-                throw new ImageException("Backing file name too long for the cluster size");
+        if (bfile != null && pos + bfile.getBytes(StandardCharsets.UTF_8).length > cs) {
+            throw new ImageException("Backing file name too long for the cluster size");
+        }
+        int headerEnd = pos;
+        long virtualSize = size;
+        String backingName = bfile;
+        ImageCreation.create(cwd, filename, "qcow2", (file, name) -> {
+            try (FileChannel c = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                if (backingName != null) {
+                    byte[] n = backingName.getBytes(StandardCharsets.UTF_8);
+                    h.put(headerEnd, n);
+                    h.putLong(8, headerEnd).putInt(16, n.length);
+                }
+                Qcow2Image.writeFully(c, h, 0);
+                ByteBuffer rt = ByteBuffer.allocate((int) cs);
+                rt.putLong(0, 2 * cs);
+                Qcow2Image.writeFully(c, rt, cs);
+                ByteBuffer blk = ByteBuffer.allocate((int) cs);
+                // refcount 1 for clusters 0, 1 and 2
+                for (int i = 0; i < 3; i++) {
+                    setRefcount(blk, order, i);
+                }
+                Qcow2Image.writeFully(c, blk, 2 * cs);
             }
-            h.put(pos, n);
-            h.putLong(8, pos).putInt(16, n.length);
-        }
-        Path p = cwd.resolve(filename);
-        try (FileChannel c = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            Qcow2Image.writeFully(c, h, 0);
-            ByteBuffer rt = ByteBuffer.allocate((int) cs);
-            rt.putLong(0, 2 * cs);
-            Qcow2Image.writeFully(c, rt, cs);
-            ByteBuffer blk = ByteBuffer.allocate((int) cs);
-            // refcount 1 for clusters 0, 1 and 2
-            for (int i = 0; i < 3; i++) {
-                setRefcount(blk, order, i);
+            Qcow2Image img = Qcow2Image.open(file, name, false, Qcow2Image.Options.defaults());
+            try {
+                img.initialSize(virtualSize);
+            } finally {
+                img.close();
             }
-            Qcow2Image.writeFully(c, blk, 2 * cs);
-            c.force(true);
-        } catch (java.nio.file.NoSuchFileException e) {
-            throw new ImageException("Could not create '" + filename + "': No such file or directory");
-        } catch (java.nio.file.AccessDeniedException e) {
-            throw new ImageException("Could not create '" + filename + "': Permission denied");
-        }
-        Qcow2Image img = Qcow2Image.open(p, filename, false, Qcow2Image.Options.defaults());
-        try {
-            img.initialSize(size);
-        } finally {
-            img.close();
-        }
+        });
         return size;
     }
 

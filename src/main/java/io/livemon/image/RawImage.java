@@ -39,12 +39,9 @@ public final class RawImage implements Image {
     }
 
     static void create(Path path, long size) throws IOException {
-        try (FileChannel c = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            if (size > 0) {
-                c.write(ByteBuffer.wrap(new byte[1]), size - 1);
-                c.truncate(size);
-            }
+        // sparse, as qemu-img create -f raw leaves it: no data block allocated
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(path.toFile(), "rw")) {
+            f.setLength(size);
         }
     }
 
