@@ -38,7 +38,11 @@ public final class DriveOperations {
         graph.removeDevice(d);
     }
 
-    /** block_resize / QMP block_resize. */
+    /**
+     * block_resize / QMP block_resize: the node's virtual size becomes {@code size} bytes. A node that a job holds
+     * (its source, target or any node of the chain it works on) is refused, as QEMU's op blockers refuse it:
+     * {@code Device 'ID' is in use} when named by device, {@code Device '(null)' is in use} when named by node.
+     */
     public static void resize(BlockGraph graph, String device, String nodeName, long size) throws BlockException {
         BlockDevice d = device == null ? null : graph.device(device);
         BlockNode node;
@@ -49,6 +53,10 @@ public final class DriveOperations {
             }
         } else if (device == null && nodeName != null && graph.findNode(nodeName) != null) {
             node = graph.findNode(nodeName);
+            if (graph.blocker(node) != null) {
+                // QEMU 7.2's qmp_block_resize formats the absent device argument: "(null)" is its literal text
+                throw new BlockException("Device '(null)' is in use");
+            }
         } else {
             throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
         }

@@ -296,7 +296,15 @@ public final class Qcow2Image implements Image {
                 throw new ImageException("Active L1 table too large");
             }
             long l2Coverage = cs * (cs / 8);
-            if (vsize < 0 || (vsize + l2Coverage - 1) / l2Coverage > l1Size) {
+            // QEMU's qcow2_do_open: the L1 index just past the disk's end (header size read as unsigned, rounded
+            // up) must fit an int ("Image is too big"), then the L1 table must reach it. Computed without overflow:
+            // a size near 2^63 must not wrap round and pass.
+            long l1Needed = Long.divideUnsigned(vsize, l2Coverage)
+                    + (Long.remainderUnsigned(vsize, l2Coverage) != 0 ? 1 : 0);
+            if (l1Needed > Integer.MAX_VALUE) {
+                throw new ImageException("Image is too big");
+            }
+            if (l1Needed > l1Size) {
                 throw new ImageException("L1 table is too small");
             }
             if (l1Size > 0) {

@@ -2,7 +2,12 @@ package io.livemon.monitor;
 
 import io.livemon.block.BlockDevice;
 import io.livemon.block.BlockNode;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import org.jline.builtins.Completers;
@@ -14,11 +19,14 @@ import org.jline.reader.ParsedLine;
 /**
  * Tab completion from the command table: command names, {@code info} items, and for each argument what its
  * args_type expects — devices and node names for a block device (QEMU offers devices only), file names for files,
- * format names, the flags that may stand at that position.
+ * format names, the flags that may stand at that position. A position that names an image to create (a snapshot
+ * file, a job's target) leaves out the images that are open: choosing one would only earn a lock error.
  */
 final class MonitorCompleter implements Completer {
     /** Arguments of type {@code s} that name a file. */
     private static final Set<String> FILE_ARGS = Set.of("snapshot-file", "target", "base");
+    /** File arguments that name an image to create or overwrite: an image livemon has open is never offered there. */
+    private static final Set<String> TARGET_ARGS = Set.of("snapshot-file", "target");
     private static final List<String> FORMATS = List.of("qcow2", "raw");
 
     private final HmpSession session;
@@ -92,6 +100,28 @@ final class MonitorCompleter implements Completer {
         }
     }
 
+    /** The identities (device and inode) of every image file open in the graph. */
+    private Set<Object> openFiles() {
+        Set<Object> keys = new HashSet<>();
+        for (BlockNode n : session.graph().nodes()) {
+            Path p = n.image() == null ? null : n.image().path();
+            Object k = p == null ? null : fileKey(session.graph().cwd().resolve(p));
+            if (k != null) {
+                keys.add(k);
+            }
+        }
+        return keys;
+    }
+
+    /** A file's identity, so that any name for an open image (./x, a link) is recognised; null if unreadable. */
+    private static Object fileKey(Path p) {
+        try {
+            return Files.readAttributes(p, BasicFileAttributes.class).fileKey();
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
     private void offer(LineReader reader, ParsedLine line, List<Candidate> candidates, ArgSpec.Param param) {
         switch (param.type()) {
             case 'B' -> {
@@ -106,7 +136,13 @@ final class MonitorCompleter implements Completer {
             }
             case 'F' -> files.complete(reader, line, candidates);
             case 's' -> {
-                if (FILE_ARGS.contains(param.name())) {
+                if (TARGET_ARGS.contains(param.name())) {
+                    List<Candidate> all = new ArrayList<>();
+                    files.complete(reader, line, all);
+                    Set<Object> open = openFiles();
+                    all.stream().filter(c -> !open.contains(fileKey(session.graph().cwd().resolve(c.value()))))
+                            .forEach(candidates::add);
+                } else if (FILE_ARGS.contains(param.name())) {
                     files.complete(reader, line, candidates);
                 } else if (param.name().equals("format") || param.name().equals("arg")) {
                     FORMATS.forEach(f -> candidates.add(new Candidate(f)));

@@ -230,6 +230,10 @@ class TargetSafetyTest {
         StreamJob.start(graph, StreamRequest.hmp("virtio0", 1, null));
         assertThatThrownBy(() -> DriveOperations.resize(graph, "virtio0", null, 16L << 20))
                 .hasMessage("Device 'virtio0' is in use");
+        String top = graph.device("virtio0").root().skipFilters().name();
+        assertThatThrownBy(() -> DriveOperations.resize(graph, null, top, 16L << 20))
+                .hasMessage("Device '(null)' is in use");
+        assertThat(graph.device("virtio0").root().size()).isEqualTo(8L << 20);
         List<String> ids = new ArrayList<>();
         graph.jobInfos().forEach(j -> ids.add(j.id()));
         assertThat(ids).containsExactly("virtio0");

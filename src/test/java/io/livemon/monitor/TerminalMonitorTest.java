@@ -103,6 +103,15 @@ class TerminalMonitorTest {
     }
 
     @Test
+    void tabAtATargetPositionLeavesOutOpenImages() throws Exception {
+        // base.qcow2 is the open drive's backing file: "b" + Tab completes to the only free file
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "bother.qcow2", "8M");
+        String out = type("snapshot_blkdev virtio0 b\t\n");
+        assertThat(out).contains("Formatting 'bother.qcow2'");
+        assertThat(out).doesNotContain("Failed to get");
+    }
+
+    @Test
     void historyIsKeptAcrossRuns() throws Exception {
         type("info status\n");
         assertThat(Files.readString(dir.resolve("history"))).contains("info status");
