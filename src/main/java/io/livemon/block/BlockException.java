@@ -44,6 +44,17 @@ public class BlockException extends Exception {
         return errorClass;
     }
 
+    /**
+     * The message without QEMU's hint: a hint (QEMU's error_append_hint, e.g. {@code Is another process using the
+     * image [F]?}) follows the message after a newline in {@link #getMessage()}, which is what HMP prints; QMP's
+     * {@code desc} is the first line alone.
+     */
+    public String messageWithoutHint() {
+        String m = getMessage();
+        int nl = m == null ? -1 : m.indexOf('\n');
+        return nl < 0 ? m : m.substring(0, nl);
+    }
+
     // --- the catalogue of messages that several operations share ---
 
     static BlockException cannotFind(String device, String nodeName) {

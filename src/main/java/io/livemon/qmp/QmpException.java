@@ -18,8 +18,13 @@ public final class QmpException extends Exception {
         return new QmpException(GENERIC, desc);
     }
 
+    /**
+     * The QMP form of a block error: QEMU's class and its message without the hint lines (QEMU's
+     * error_append_hint text, such as {@code Is another process using the image [F]?}, is printed by HMP only;
+     * QMP's desc carries the message alone).
+     */
     public static QmpException of(BlockException e) {
-        return new QmpException(e.errorClass().wireName(), e.getMessage());
+        return new QmpException(e.errorClass().wireName(), e.messageWithoutHint());
     }
 
     public String errorClass() {
