@@ -4,6 +4,7 @@ import io.livemon.block.BlockException;
 import io.livemon.block.BlockGraph;
 import io.livemon.block.DriveOptions;
 import io.livemon.monitor.CommandTable;
+import io.livemon.monitor.Banner;
 import io.livemon.monitor.HmpSession;
 import io.livemon.monitor.PipeMonitor;
 import io.livemon.monitor.ScriptReplay;
@@ -38,6 +39,11 @@ final class Launcher {
         boolean demo = options.drives.isEmpty() && options.blockdevs.isEmpty();
         if (demo) {
             cwd = Files.createTempDirectory("livemon-demo-");
+            if (!options.keepDemo) {
+                // a hook, not a finally: QMP quit and SIGTERM end the JVM without unwinding this method
+                Path demoDir = cwd;
+                Runtime.getRuntime().addShutdownHook(new Thread(() -> removeDemo(demoDir), "demo-cleanup"));
+            }
         }
         BlockGraph graph = new BlockGraph(cwd);
         QmpServer qmp = null;
@@ -48,6 +54,8 @@ final class Launcher {
                 out.println("livemon demo: created the chain [A] <- [B] <- [C] <- [D] <- [E] in " + cwd);
                 out.println("  file-E.img is attached as virtio0; relative file names resolve in that directory.");
                 out.println("  Try: info block, then block_stream virtio0 file-A.img, then info block-jobs.");
+                out.println(options.keepDemo ? "  The directory is kept when livemon ends."
+                        : "  The directory is removed when livemon ends (--keep-demo keeps it).");
             } else {
                 for (String b : options.blockdevs) {
                     try {
@@ -75,16 +83,20 @@ final class Launcher {
                 return 1;
             }
             boolean terminal = System.console() != null;
+            if (options.script != null && terminal) {
+                out.println(Banner.text());
+            }
             if (options.script != null) {
-                int rc = ScriptReplay.replay(session, Paths.get(options.script), out, options.strict);
+                int rc = ScriptReplay.replay(session, options.script, out, options.strict);
                 if (rc != 0 || session.quitRequested() || !terminal) {
                     return rc;
                 }
             }
             if (terminal) {
-                Path history = options.history != null ? Paths.get(options.history)
-                        : Paths.get(System.getProperty("user.home"), ".livemon_history");
-                return new TerminalMonitor(session).run(history);
+                Path history = options.history != null ? options.history
+                        : UserHome.dir().resolve(".livemon_history");
+                // a replayed script already printed the banner above its output
+                return new TerminalMonitor(session).run(history, options.script == null);
             }
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             int rc = new PipeMonitor(session, in, out).run(options.events, options.strict);
@@ -102,6 +114,17 @@ final class Launcher {
                 qmp.close();
             }
             graph.close();
+        }
+    }
+
+    /** The demo's own directory goes when livemon ends (--keep-demo keeps it); nothing else is touched. */
+    private static void removeDemo(Path dir) {
+        try (java.util.stream.Stream<Path> s = Files.walk(dir)) {
+            for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            LOG.warn("could not remove the demo directory {}: {}", dir, e.toString());
         }
     }
 

@@ -15,7 +15,7 @@ final class LogFile {
     static void configure() {
         String target = System.getenv("LIVEMON_LOG");
         if (target == null || target.isEmpty()) {
-            Path dir = Paths.get(System.getProperty("user.home"), ".cache", "livemon");
+            Path dir = UserHome.dir().resolve(".cache").resolve("livemon");
             try {
                 Files.createDirectories(dir);
                 target = dir.resolve("livemon.log").toString();

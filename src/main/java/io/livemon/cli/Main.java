@@ -28,7 +28,7 @@ public final class Main implements Callable<Integer> {
     List<String> blockdevs = new ArrayList<>();
 
     @Option(names = {"-x", "--script"}, paramLabel = "FILE", description = "replay a monitor script")
-    String script;
+    java.nio.file.Path script; // a Path, so that the generated shell completions offer file names
 
     @Option(names = "--strict", description = "stop a script at the first failing command (exit status 1)")
     boolean strict;
@@ -36,8 +36,12 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--events", description = "print job events even when standard input is not a terminal")
     boolean events;
 
-    @Option(names = "--history", paramLabel = "FILE", description = "history file (default ~/.livemon_history)")
-    String history;
+    @Option(names = "--history", paramLabel = "FILE", description = "history file (default $HOME/.livemon_history)")
+    java.nio.file.Path history;
+
+    @Option(names = "--keep-demo", description = "keep the demo chain's directory when livemon ends "
+            + "(it is removed by default)")
+    boolean keepDemo;
 
     @Option(names = "-qmp", paramLabel = "DEV", description = "serve QMP: unix:PATH,server=on,wait=off or "
             + "tcp:HOST:PORT,server=on,wait=off")

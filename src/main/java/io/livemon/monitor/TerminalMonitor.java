@@ -30,14 +30,19 @@ public final class TerminalMonitor {
         this.session = session;
     }
 
-    public int run(Path historyFile) throws IOException {
+    /** Runs the REPL on the system terminal; {@code banner}: print the banner first (not after a replayed script). */
+    public int run(Path historyFile, boolean banner) throws IOException {
         try (Terminal terminal = TerminalBuilder.builder().system(true).build()) {
-            return run(terminal, historyFile);
+            return run(terminal, historyFile, banner);
         }
     }
 
     /** Runs the REPL on a given terminal (tests pass a dumb terminal over piped streams). */
     public int run(Terminal terminal, Path historyFile) {
+        return run(terminal, historyFile, true);
+    }
+
+    private int run(Terminal terminal, Path historyFile, boolean banner) {
         LineReader reader = LineReaderBuilder.builder()
                 .terminal(terminal)
                 .appName("livemon")
@@ -46,7 +51,9 @@ public final class TerminalMonitor {
                 .build();
         PrintStream out = new PrintStream(terminal.output(), true, StandardCharsets.UTF_8);
         HmpSession s = session.withOutput(out, out);
-        out.println(Banner.text());
+        if (banner) {
+            out.println(Banner.text());
+        }
         AutoCloseable sub = session.graph().events().subscribe(e -> reader.printAbove(EventNotice.format(e)));
         ScheduledExecutorService progress = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "progress-line");

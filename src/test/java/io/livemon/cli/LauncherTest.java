@@ -19,6 +19,18 @@ class LauncherTest {
     }
 
     @Test
+    void atATerminalTheHistoryGoesToHomeAndTheDemoDirectoryIsRemovedAtExit() throws Exception {
+        Path home = java.nio.file.Files.createDirectories(dir.resolve("home"));
+        LivemonProcess.Run r = LivemonProcess.run(dir, java.util.Map.of("HOME", home.toString()), true,
+                LivemonProcess.SLEEP + "info status\n" + LivemonProcess.SLEEP + "quit\n" + LivemonProcess.SLEEP);
+        assertThat(r.out()).contains("VM status: running").contains("removed when livemon ends");
+        assertThat(java.nio.file.Files.readString(home.resolve(".livemon_history"))).contains("info status");
+        try (java.util.stream.Stream<Path> s = java.nio.file.Files.list(dir.resolve("tmp"))) {
+            assertThat(s.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith("livemon-demo-"));
+        }
+    }
+
+    @Test
     void aDriveThatCannotBeOpenedIsAStartUpErrorWithoutPrompt() throws Exception {
         LivemonProcess.Run r = livemon("info block\n", "-M", "none", "-nodefaults", "-display", "none",
                 "-drive", "file=nosuch.img,if=none,id=virtio0");

@@ -23,11 +23,35 @@ final class LivemonProcess {
     }
 
     static Run run(Path dir, String stdin, String... args) throws Exception {
+        return run(dir, java.util.Map.of(), false, stdin, args);
+    }
+
+    private static List<String> javaCommand(Path dir, String... args) {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", System.getProperty("java.class.path"),
+                "-cp", System.getProperty("java.class.path"), "-Djava.io.tmpdir=" + dir.resolve("tmp"),
                 "-Dorg.slf4j.simpleLogger.logFile=" + dir.resolve("livemon.log"), "io.livemon.cli.Main"));
         cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).start();
+        return cmd;
+    }
+
+    /**
+     * livemon with {@code env} added to its environment; with {@code terminal}, inside a pseudo-terminal made by
+     * util-linux's {@code script}, so that it runs its interactive monitor as for a person (keystrokes from stdin).
+     */
+    static Run run(Path dir, java.util.Map<String, String> env, boolean terminal, String stdin, String... args)
+            throws Exception {
+        java.nio.file.Files.createDirectories(dir.resolve("tmp"));
+        List<String> cmd = javaCommand(dir, args);
+        if (terminal) {
+            StringBuilder line = new StringBuilder();
+            for (String a : cmd) {
+                line.append('\'').append(a.replace("'", "'\\''")).append("' ");
+            }
+            cmd = List.of("script", "-qefc", line.toString(), "/dev/null");
+        }
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile());
+        pb.environment().putAll(env);
+        Process p = pb.start();
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         Thread t1 = pump(p.getInputStream(), out);
