@@ -96,7 +96,8 @@ final class Launcher {
                 Path history = options.history != null ? options.history
                         : UserHome.dir().resolve(".livemon_history");
                 // a replayed script already printed the banner above its output
-                return new TerminalMonitor(session).run(history, options.script == null);
+                return new TerminalMonitor(session).completionMenu(options.completionMenu)
+                        .run(history, options.script == null);
             }
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             int rc = new PipeMonitor(session, in, out).run(options.events, options.strict);

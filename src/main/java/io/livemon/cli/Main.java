@@ -39,6 +39,10 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--history", paramLabel = "FILE", description = "history file (default $HOME/.livemon_history)")
     java.nio.file.Path history;
 
+    @Option(names = "--completion-menu", description = "a second Tab cycles through the candidates in a menu "
+            + "(by default it lists them, as QEMU and bash do)")
+    boolean completionMenu;
+
     @Option(names = "--keep-demo", description = "keep the demo chain's directory when livemon ends "
             + "(it is removed by default)")
     boolean keepDemo;

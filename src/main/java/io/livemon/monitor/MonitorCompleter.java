@@ -95,9 +95,40 @@ final class MonitorCompleter implements Completer {
                         true));
                 continue;
             }
-            offer(reader, line, candidates, param);
+            if (!offerForCommand(cmd, words, param, candidates)) {
+                offer(reader, line, candidates, param);
+            }
             break;
         }
+    }
+
+    /**
+     * Candidates that depend on the command: a {@code block_job_*} command offers only devices that have a job, and
+     * block_stream's base (also in the seed's two-argument form, where the base stands at the speed's place) offers
+     * only the backing files of the named device's chain, as their overlays name them (the names QEMU looks up).
+     *
+     * @return whether the command decided the candidates
+     */
+    private boolean offerForCommand(HmpCommand cmd, List<String> words, ArgSpec.Param param,
+                                    List<Candidate> candidates) {
+        if (cmd.name().startsWith("block_job_") && param.type() == 'B') {
+            session.graph().jobInfos().forEach(j -> candidates.add(new Candidate(j.id())));
+            return true;
+        }
+        if (cmd.name().equals("block_stream") && (param.name().equals("base") || param.name().equals("speed"))) {
+            BlockDevice d = words.size() > 1 ? session.graph().device(words.get(1)) : null;
+            if (d == null || d.root() == null) {
+                return true;
+            }
+            for (BlockNode n = d.root().skipFilters(); n != null && n.backing() != null; n = n.backing()) {
+                String b = n.image().backingFileString();
+                if (b != null && !b.isEmpty()) {
+                    candidates.add(new Candidate(b));
+                }
+            }
+            return true;
+        }
+        return false;
     }
 
     /** The identities (device and inode) of every image file open in the graph. */

@@ -25,9 +25,17 @@ import org.jline.utils.Status;
  */
 public final class TerminalMonitor {
     private final HmpSession session;
+    /** Tab behaviour: false (default) lists candidates as QEMU and bash do; true cycles through them in a menu. */
+    private boolean completionMenu;
 
     public TerminalMonitor(HmpSession session) {
         this.session = session;
+    }
+
+    /** With {@code true}, a second Tab on an ambiguous word opens JLine's cycling menu instead of listing. */
+    public TerminalMonitor completionMenu(boolean on) {
+        this.completionMenu = on;
+        return this;
     }
 
     /** Runs the REPL on the system terminal; {@code banner}: print the banner first (not after a replayed script). */
@@ -48,6 +56,13 @@ public final class TerminalMonitor {
                 .appName("livemon")
                 .completer(new MonitorCompleter(session))
                 .variable(LineReader.HISTORY_FILE, historyFile)
+                // As QEMU's readline and bash: Tab inserts the common prefix and lists the candidates, without
+                // headings; no menu that inserts a candidate on the second Tab (unless asked for).
+                .option(LineReader.Option.AUTO_MENU, completionMenu)
+                .option(LineReader.Option.AUTO_LIST, true)
+                .option(LineReader.Option.LIST_AMBIGUOUS, true)
+                .option(LineReader.Option.GROUP, false)
+                .option(LineReader.Option.AUTO_GROUP, false)
                 .build();
         PrintStream out = new PrintStream(terminal.output(), true, StandardCharsets.UTF_8);
         HmpSession s = session.withOutput(out, out);

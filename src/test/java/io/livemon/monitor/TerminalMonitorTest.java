@@ -112,6 +112,28 @@ class TerminalMonitorTest {
     }
 
     @Test
+    void tabTwiceListsWithoutInserting() throws Exception {
+        // no common prefix between virtio0 and node-top: the Tabs list them and the line stays "qemu-io "
+        String out = type("qemu-io \t\t\n");
+        assertThat(out).contains("virtio0").contains("node-top");
+        assertThat(out).contains("block device name expected");
+        assertThat(out).doesNotContain("others").doesNotContain("devices\n");
+    }
+
+    @Test
+    void tabAtTheSeedsBasePositionOffersTheChainsBackingFiles() throws Exception {
+        // "block_stream virtio0 <Tab>": the only backing file of the chain is base.qcow2, so the stream keeps it
+        String out = type("block_stream virtio0 \t\nwait_jobs\ninfo block\n");
+        assertThat(out).contains("Backing file:     base.qcow2");
+    }
+
+    @Test
+    void tabAfterAJobCommandOffersOnlyDevicesWithAJob() throws Exception {
+        String out = type("block_job_cancel \t\n");
+        assertThat(out).contains("block device name expected");
+    }
+
+    @Test
     void historyIsKeptAcrossRuns() throws Exception {
         type("info status\n");
         assertThat(Files.readString(dir.resolve("history"))).contains("info status");
