@@ -217,21 +217,8 @@ final class ImageLocks {
      * dropped without close, as crash tests do, stops counting). Fails with QEMU's message on a conflict.
      */
     static Lease acquire(Path path, String filename, boolean write, BooleanSupplier alive) throws ImageException {
-        Path real;
-        try {
-            real = path.toRealPath();
-        } catch (IOException e) {
-            real = path.toAbsolutePath().normalize();
-        }
-        Object key = real;
-        try {
-            Object inode = Files.readAttributes(real, BasicFileAttributes.class).fileKey();
-            if (inode != null) {
-                key = inode;
-            }
-        } catch (IOException e) {
-            // the open that follows reports a missing file
-        }
+        Path real = realPath(path);
+        Object key = keyOf(real);
         synchronized (GLOBAL) {
             FileLocks file = FILES.get(key);
             if (file == null) {
@@ -246,6 +233,48 @@ final class ImageLocks {
                 file.relockOrClose();
             }
             return lease;
+        }
+    }
+
+    private static Path realPath(Path path) {
+        try {
+            return path.toRealPath();
+        } catch (IOException e) {
+            return path.toAbsolutePath().normalize();
+        }
+    }
+
+    /** A file's identity: device and inode where the file system tells them, else its real path. */
+    private static Object keyOf(Path real) {
+        try {
+            Object inode = Files.readAttributes(real, BasicFileAttributes.class).fileKey();
+            if (inode != null) {
+                return inode;
+            }
+        } catch (IOException e) {
+            // the open that follows reports a missing file
+        }
+        return real;
+    }
+
+    /**
+     * Closes a channel of an image file, then re-takes this process's locks on the file: closing any descriptor of
+     * a file drops every POSIX record lock the process holds on it, so a probe or a refused open of an image that is
+     * already open would otherwise leave the open image unprotected against other processes' writes.
+     */
+    static void close(FileChannel c, Path path) {
+        try {
+            c.close();
+        } catch (IOException e) {
+            // a descriptor that was only read or never used: nothing was lost with it
+        } finally {
+            Object key = keyOf(realPath(path));
+            synchronized (GLOBAL) {
+                FileLocks file = FILES.get(key);
+                if (file != null) {
+                    file.relock();
+                }
+            }
         }
     }
 

@@ -32,7 +32,8 @@ public final class Images {
 
     /** "qcow2" when the file starts with the qcow2 magic, else "raw". */
     public static String probe(Path p, String filename) throws ImageException {
-        try (FileChannel c = Qcow2Image.openChannel(p, filename, true)) {
+        FileChannel c = Qcow2Image.openChannel(p, filename, true);
+        try {
             byte[] m = new byte[4];
             Qcow2Image.readAt(c, m, 0, 4, 0);
             return ByteBuffer.wrap(m).getInt() == Qcow2Image.MAGIC ? "qcow2" : "raw";
@@ -40,6 +41,8 @@ public final class Images {
             throw e;
         } catch (IOException e) {
             throw new ImageException("Could not open '" + filename + "': " + e.getMessage(), e);
+        } finally {
+            ImageLocks.close(c, p); // the file may be open (and locked) as an image already
         }
     }
 

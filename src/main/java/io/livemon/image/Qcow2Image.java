@@ -157,7 +157,7 @@ public final class Qcow2Image implements Image {
         try {
             this.lease = ImageLocks.acquire(path, filename, !readOnly, () -> !closed && rawCh.isOpen());
         } catch (ImageException e) {
-            c.close();
+            ImageLocks.close(c, path);
             throw e;
         }
         if (channelWrapper != null) {
@@ -353,7 +353,7 @@ public final class Qcow2Image implements Image {
         } finally {
             if (!ok) {
                 c.close();
-                lease.release();
+                lease.release(); // re-takes the locks of the file's other images, which the close dropped
             }
         }
     }

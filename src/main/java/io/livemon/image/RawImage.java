@@ -27,7 +27,7 @@ public final class RawImage implements Image {
         try {
             this.lease = ImageLocks.acquire(path, filename, !readOnly, () -> ch.isOpen());
         } catch (ImageException e) {
-            ch.close();
+            ImageLocks.close(ch, path);
             throw e;
         }
         this.size = ch.size();

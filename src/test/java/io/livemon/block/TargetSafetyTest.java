@@ -133,6 +133,20 @@ class TargetSafetyTest {
         QemuTools.assertClean(dir, "file-A.img");
     }
 
+    @ParameterizedTest(name = "{0}: a refused target keeps livemon's own locks on its open images")
+    @MethodSource("commands")
+    void aRefusedTargetLeavesTheOpenImagesLocked(String name, Command c) throws Exception {
+        // Closing any descriptor of a file drops every record lock the process holds on it: a refused open or a
+        // format probe of an open image must re-take them, or another process could write the live image.
+        for (String t : List.of("file-E.img", "file-A.img")) {
+            assertThatThrownBy(() -> c.run(graph, t, true, stdout)).isInstanceOf(BlockException.class);
+            QemuTools.Result r = QemuTools.run(dir, "qemu-io", "-c", "write -P 0x22 0 64k", t);
+            assertThat(r.exitCode()).as("%s: qemu-io write to %s after the refusal: %s", name, t, r.stdout())
+                    .isNotZero();
+            assertThat(r.stderr()).contains("Failed to get");
+        }
+    }
+
     @ParameterizedTest(name = "{0} onto an image another process holds is refused")
     @MethodSource("commands")
     void imagesOfOtherProcessesAreNeverOverwritten(String name, Command c) throws Exception {
