@@ -34,6 +34,10 @@ public final class DriveCommit {
         if (d.root().backing() == null) {
             throw new BlockException("'commit' error for '" + deviceName + "': Operation not supported");
         }
+        if (d.root().skipFilters().image().isReadOnly()) {
+            // QEMU's bdrv_commit refuses a read-only top before it touches the backing file (EPERM)
+            throw new BlockException("'commit' error for '" + deviceName + "': Operation not permitted");
+        }
         commitDevice(graph, d);
     }
 

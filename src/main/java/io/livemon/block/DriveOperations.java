@@ -10,6 +10,12 @@ public final class DriveOperations {
     private static final List<String> INTERFACES = List.of("none", "ide", "scsi", "floppy", "pflash", "mtd", "sd",
             "virtio", "xen");
 
+    /**
+     * The largest virtual size QEMU 7.2 lets a node have, in bytes (block/io.c BDRV_MAX_LENGTH: 2^63 rounded down to
+     * QEMU's largest request alignment); a block_resize beyond it is refused before any image is touched.
+     */
+    static final long MAX_LENGTH = 9223372035781033984L;
+
     private DriveOperations() {
     }
 
@@ -62,6 +68,9 @@ public final class DriveOperations {
         }
         if (size < 0) {
             throw new BlockException("Parameter 'size' expects a >0 size");
+        }
+        if (size > MAX_LENGTH) {
+            throw new BlockException("offset(" + size + ") exceeds maximum(" + MAX_LENGTH + ")");
         }
         try {
             node.skipFilters().image().resize(size);

@@ -64,13 +64,22 @@ public final class ExternalSnapshot {
                 throw BlockGraph.wrap(e);
             }
         }
+        if (fmt.equals("raw")) {
+            // QEMU 7.2's external_snapshot_prepare: a raw overlay cannot carry the old top as its backing file
+            throw new BlockException("The overlay does not support backing images");
+        }
         Image overlay;
         try {
             overlay = Images.open(graph.cwd(), file, fmt, false);
         } catch (IOException e) {
             throw BlockGraph.wrap(e);
         }
-        overlay.setBacking(oldImage);
+        try {
+            overlay.setBacking(oldImage);
+        } catch (RuntimeException e) {
+            DriveOperations.closeQuietly(overlay);
+            throw new BlockException(e.getMessage() == null ? e.toString() : e.getMessage(), e);
+        }
         // Switch the drive first, then reopen the old top read-only: a guest write that is already on its way to
         // the old top still lands (it came before the snapshot), and no new write finds a read-only disk.
         BlockNode overlayNode = graph.attachOverlay(d, overlay, newNodeName, oldTop);

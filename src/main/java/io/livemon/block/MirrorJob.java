@@ -138,7 +138,9 @@ public final class MirrorJob extends Job {
             if (targetBacking != null) {
                 target.setBacking(targetBacking.image());
             }
-            boolean zeroTarget = sync == JobTarget.Sync.FULL && r.reuse() && target.backingFileString() == null;
+            // As QEMU's drive-mirror (zero_target): a full mirror into an existing image writes zeroes wherever the
+            // source reads as unallocated, also over the target's own backing file, which would show through.
+            boolean zeroTarget = sync == JobTarget.Sync.FULL && r.reuse();
             targetNode = graph.addNode(target, r.nodeName());
             targetNode.setBacking(targetBacking);
             MirrorJob job = new MirrorJob(graph, id, device, source, targetNode, sync, zeroTarget, r);

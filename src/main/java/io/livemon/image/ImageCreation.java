@@ -55,7 +55,7 @@ final class ImageCreation {
      */
     static void create(Path cwd, String filename, String format, Body body) throws IOException {
         Path p = cwd.resolve(filename);
-        Path target = resolveLinks(p);
+        Path target = resolveLinks(p, filename);
         Path dir = target.toAbsolutePath().getParent();
         if (dir == null || !Files.isDirectory(dir)) {
             throw new ImageException("Could not create '" + filename + "': No such file or directory");
@@ -69,6 +69,11 @@ final class ImageCreation {
             } catch (UnsupportedOperationException e) {
                 old = null;
             }
+            // QEMU opens the target for writing: a file the user may not write is refused, even where the directory
+            // would let a rename replace it
+            if (!Files.isWritable(target)) {
+                throw new ImageException("Could not create '" + filename + "': Permission denied");
+            }
             // QEMU's write + resize permissions, taken before anything is written: refuses a file that this process
             // has open (any name for the same inode) or that another process holds.
             lease = ImageLocks.acquire(target, filename, true, () -> true);
@@ -77,16 +82,23 @@ final class ImageCreation {
         try {
             tmp = temporaryBeside(target, filename);
             body.write(tmp, filename);
+            try (FileChannel c = FileChannel.open(tmp, StandardOpenOption.READ)) {
+                c.force(true);
+            }
             if (old != null) {
                 copyOwnership(old, tmp);
-            }
-            try (FileChannel c = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                c.force(true);
             }
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
                 Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            } catch (java.nio.file.FileSystemException e) {
+                if (old == null || e instanceof AccessDeniedException) {
+                    throw e;
+                }
+                // A target that cannot be replaced by name (a bind-mounted file: EBUSY) is rewritten in place, as
+                // QEMU writes it; the new image is complete beside it first, so only this copy is not atomic.
+                copyInPlace(tmp, target);
             }
             tmp = null;
             syncDirectory(dir);
@@ -100,10 +112,25 @@ final class ImageCreation {
         }
     }
 
+    private static void copyInPlace(Path from, Path to) throws IOException {
+        try (FileChannel in = FileChannel.open(from, StandardOpenOption.READ);
+             FileChannel out = FileChannel.open(to, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            long n = in.size();
+            for (long pos = 0; pos < n; ) {
+                pos += out.transferFrom(in, pos, n - pos);
+            }
+            out.force(true);
+        }
+        Files.deleteIfExists(from);
+    }
+
     /** The file a name finally refers to (QEMU's open follows symbolic links, so does creation). */
-    private static Path resolveLinks(Path p) throws IOException {
+    private static Path resolveLinks(Path p, String filename) throws IOException {
         Path cur = p;
-        for (int i = 0; i < 40 && Files.isSymbolicLink(cur); i++) {
+        for (int i = 0; Files.isSymbolicLink(cur); i++) {
+            if (i == 40) { // Linux's MAXSYMLINKS
+                throw new ImageException("Could not create '" + filename + "': Too many levels of symbolic links");
+            }
             Path link = Files.readSymbolicLink(cur);
             Path parent = cur.toAbsolutePath().getParent();
             cur = parent == null ? link : parent.resolve(link);

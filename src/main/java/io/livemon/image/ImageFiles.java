@@ -20,6 +20,7 @@ final class ImageFiles {
     private static final int S_IFCHR = 0020000;
     private static final int S_IFBLK = 0060000;
     private static final int S_IFREG = 0100000;
+    private static final int S_IFSOCK = 0140000;
 
     private ImageFiles() {
     }
@@ -37,10 +38,14 @@ final class ImageFiles {
      * Refuses to open anything but a regular file as an image.
      *
      * @throws ImageException {@code 'file' driver requires 'NAME' to be a regular file} (QEMU 7.2's raw_open_common
-     *                        text), for directories, FIFOs, sockets and devices
+     *                        text), for directories, FIFOs and devices; {@code Could not open 'NAME': No such device
+     *                        or address} for a socket (QEMU's open fails with ENXIO)
      */
     static void checkOpenable(Path p, String filename) throws ImageException {
         int t = type(p);
+        if (t == S_IFSOCK) {
+            throw new ImageException("Could not open '" + filename + "': No such device or address"); // ENXIO
+        }
         if (t != S_IFREG && t != 0) {
             throw new ImageException("'file' driver requires '" + filename + "' to be a regular file");
         }
@@ -48,8 +53,8 @@ final class ImageFiles {
 
     /**
      * Refuses to create an image over anything but a regular file, with QEMU 7.2's messages for the same targets:
-     * a directory is {@code Could not create 'F': Is a directory}; a FIFO or socket
-     * {@code Could not resize file: Invalid argument} (QEMU's ftruncate fails); a character device
+     * a directory is {@code Could not create 'F': Is a directory}; a FIFO {@code Could not resize file: Invalid
+     * argument} (QEMU's ftruncate fails); a socket {@code Could not create 'F': No such device or address}; a character device
      * {@code Cannot grow device files} (raw) or {@code Image is not in qcow2 format} (qcow2: QEMU's header vanished
      * into the device); a block device is refused outright, livemon does not format devices.
      *
@@ -67,6 +72,8 @@ final class ImageFiles {
             case S_IFCHR:
                 throw new ImageException("qcow2".equals(format) ? "Image is not in qcow2 format"
                         : "Cannot grow device files");
+            case S_IFSOCK:
+                throw new ImageException("Could not create '" + filename + "': No such device or address");
             case S_IFBLK:
                 throw new ImageException("Could not create '" + filename + "': livemon does not format block devices");
             default:

@@ -1832,7 +1832,7 @@ public final class Qcow2Image implements Image {
             long coverage = cs * (cs / 8);
             long neededL1 = (newSize + coverage - 1) / coverage;
             if (neededL1 > MAX_L1_BYTES / 8) {
-                throw new ImageException("Image size too large for '" + filename + "': Active L1 table too large");
+                throw new ImageException("Failed to grow the L1 table: File too large"); // QEMU's qcow2_grow_l1_table
             }
             meta.lock();
             try {

@@ -240,6 +240,55 @@ class TargetSafetyTest {
     }
 
     @Test
+    void commitOnAReadOnlyDriveLeavesTheBackingFileAlone() throws Exception {
+        graph.close();
+        graph = new BlockGraph(dir);
+        graph.addDrive(DriveOptions.parse("file=file-E.img,if=none,id=virtio0,readonly=on"));
+        Map<String, String> before = digests();
+        assertThatThrownBy(() -> DriveCommit.commit(graph, "virtio0"))
+                .hasMessage("'commit' error for 'virtio0': Operation not permitted");
+        graph.close();
+        assertThat(digests()).isEqualTo(before);
+    }
+
+    @Test
+    void aRawOverlayIsRefusedAndLeftFree() throws Exception {
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "raw", "r.raw", "8M");
+        assertThatThrownBy(() -> ExternalSnapshot.take(graph, "virtio0", null, "r.raw", "raw", true, null,
+                stdout::add)).hasMessage("The overlay does not support backing images");
+        assertThat(QemuTools.run(dir, "qemu-io", "-f", "raw", "-c", "write 0 512", "r.raw").exitCode()).isZero();
+    }
+
+    @Test
+    void blockResizeBeyondQemusMaximumIsRefused() throws Exception {
+        Map<String, String> before = digests();
+        assertThatThrownBy(() -> DriveOperations.resize(graph, "virtio0", null, Long.MAX_VALUE - 511))
+                .hasMessage("offset(9223372036854775296) exceeds maximum(9223372035781033984)");
+        assertThatThrownBy(() -> DriveOperations.resize(graph, "virtio0", null, 3L << 50))
+                .hasMessage("Failed to grow the L1 table: File too large");
+        graph.close();
+        assertThat(digests()).isEqualTo(before);
+        QemuTools.assertClean(dir, "file-E.img");
+    }
+
+    @Test
+    void aFullMirrorIntoAnExistingTargetWithABackingFileCopiesTheSourceExactly() throws Exception {
+        // the target's backing file holds data where the source reads zeroes: QEMU writes zeroes over it
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "z.img", "8M");
+        QemuTools.qemuIo(dir, "z.img", "write -P 0x99 6M 1M");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-b", "z.img", "-F", "qcow2", "tz.img");
+        QemuTools.toRaw(dir, "file-E.img", "source.raw");
+        MirrorJob.start(graph, MirrorJob.Request.hmp("virtio0", "tz.img", "qcow2", true, true), stdout::add);
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> graph.jobInfos().stream()
+                .anyMatch(j -> j.ready()));
+        graph.job("virtio0").complete();
+        assertThat(graph.awaitNoJobs(30_000)).isTrue();
+        graph.close();
+        assertThat(QemuTools.compare(dir, "source.raw", "tz.img").exitCode()).isZero();
+        QemuTools.assertClean(dir, "tz.img");
+    }
+
+    @Test
     void blockResizeOfADeviceAJobHoldsIsRefused() throws Exception {
         StreamJob.start(graph, StreamRequest.hmp("virtio0", 1, null));
         assertThatThrownBy(() -> DriveOperations.resize(graph, "virtio0", null, 16L << 20))
