@@ -25,3 +25,5 @@ for d in "$shared"/conformance/scenarios/*/; do
 done
 echo "== conformance (expected failures skipped: see conformance-expected-failures.txt)"
 "$shared/conformance/run" "${scenarios[@]}"
+echo "== conformance, project-owned scenarios (deliberate differences from QEMU: conformance/README.md)"
+"$shared/conformance/run" conformance/scenarios
