@@ -57,12 +57,13 @@ final class BackingNames {
      * The backing string to write into the image opened as {@code imageFilename} so that it leads to
      * {@code backingFile} (a path relative to {@code cwd} or absolute): {@code qemuString} (what QEMU 7.2 writes) when
      * it leads there from the image's directory, else the path of the backing file relative to that directory (or,
-     * when symbolic links defeat a relative path, its real absolute path). A protocol string ({@code json:...},
-     * {@code nbd:...}) is kept as it is.
+     * when symbolic links defeat a relative path, its real absolute path). A protocol string ({@code nbd:...}) is
+     * kept as it is; a {@code json:} pseudo-filename is replaced by a path.
      */
     static String resolving(Path cwd, String imageFilename, String qemuString, Path backingFile) {
-        if (qemuString == null || qemuString.isEmpty() || hasProtocol(qemuString)
-                || leadsTo(cwd, imageFilename, qemuString, backingFile)) {
+        boolean pseudo = qemuString != null && qemuString.startsWith("json:"); // names the file relative to cwd
+        if (qemuString == null || qemuString.isEmpty() || (hasProtocol(qemuString) && !pseudo)
+                || (!pseudo && leadsTo(cwd, imageFilename, qemuString, backingFile))) {
             return qemuString;
         }
         Path dir = cwd.resolve(imageFilename).toAbsolutePath().normalize().getParent();

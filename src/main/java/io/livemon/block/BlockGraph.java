@@ -144,6 +144,11 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 backingNode = addChainNodes(chain, depth -> null);
             }
             fmt.setBacking(backingNode);
+            if (o.backingGiven()) {
+                // backing given explicitly (a node, or null): QEMU takes the header's own string as what the image
+                // names, and shows the node as json:{...} when that is not the backing node's name
+                fmt.setAutoBackingFile(b == null ? "" : b);
+            }
             LOG.info("blockdev {} opened on {}", o.nodeName(), filename);
             return fmt;
         }

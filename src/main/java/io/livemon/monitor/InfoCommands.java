@@ -96,7 +96,7 @@ final class InfoCommands {
             out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
             return;
         }
-        out.println(d.id() + " (" + root.name() + "): " + root.filename() + " (" + root.driver()
+        out.println(d.id() + " (" + root.name() + "): " + root.skipFilters().displayName() + " (" + root.driver()
                 + (root.readOnly() ? ", read-only" : "") + ")");
         if (d.removable()) {
             out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
@@ -104,7 +104,7 @@ final class InfoCommands {
         out.println("    Cache mode:       " + d.cacheMode());
         BlockNode backing = root.skipFilters().backing();
         if (backing != null) {
-            out.println("    Backing file:     " + backing.filename() + " (chain depth: " + root.chainDepth() + ")");
+            out.println("    Backing file:     " + backing.displayName() + " (chain depth: " + root.chainDepth() + ")");
         }
         if (verbose) {
             ImageDetails.print(out, root);
@@ -112,10 +112,11 @@ final class InfoCommands {
     }
 
     private static void printNode(PrintStream out, String name, BlockNode n) {
-        out.println(name + ": " + n.filename() + " (" + n.driver() + (n.readOnly() ? ", read-only" : "") + ")");
+        out.println(name + ": " + n.displayName() + " (" + n.driver() + (n.readOnly() ? ", read-only" : "") + ")");
         out.println("    Cache mode:       writeback");
         if (n.role() == BlockNode.Role.FORMAT && n.backing() != null) {
-            out.println("    Backing file:     " + n.backing().filename() + " (chain depth: " + n.chainDepth() + ")");
+            out.println("    Backing file:     " + n.backing().displayName() + " (chain depth: " + n.chainDepth()
+                    + ")");
         }
     }
 }
