@@ -65,6 +65,8 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             throw new BlockException("Unknown driver '" + format + "'");
         }
         o.cacheModeWords();
+        o.discardUnmap();
+        o.detectZeroes();
         synchronized (lock) {
             checkDriveIdFree(o);
             checkNodeNameFree(o.nodeName());
@@ -144,6 +146,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 backingNode = addChainNodes(chain, depth -> null);
             }
             fmt.setBacking(backingNode);
+            fmt.setGuestOptions(o.discardUnmap(), o.detectZeroes());
             if (o.backingGiven()) {
                 // backing given explicitly (a node, or null): QEMU takes the header's own string as what the image
                 // names, and shows the node as json:{...} when that is not the backing node's name
@@ -178,6 +181,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 closeChain(top);
                 throw e;
             }
+            root.setGuestOptions(o.discardUnmap(), o.detectZeroes());
             BlockDevice d = new BlockDevice(id, o.interfaceType(), root, cache);
             devices.put(id, d);
             LOG.info("drive {} opened on {}", id, top.filename());
@@ -295,6 +299,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             BlockNode n = addFormatNode(overlay, nodeName, true);
             n.setBacking(oldTop);
+            n.setGuestOptions(oldTop.discardUnmap(), oldTop.detectZeroes()); // QEMU's overlay inherits the flags
             if (device != null) {
                 device.setRoot(n);
             }

@@ -36,6 +36,10 @@ public final class BlockNode {
      * node's file name, the backing is "overridden" and QEMU shows the node's name as a {@code json:} pseudo-filename.
      */
     private volatile String autoBackingFile;
+    /** {@code discard=unmap}: guest discards reach the image (QEMU's default, ignore, drops them). */
+    private volatile boolean discardUnmap;
+    /** {@code detect-zeroes}: "off", "on" or "unmap". */
+    private volatile String detectZeroes = "off";
     /** Guest-write observers (jobs); copy-on-write so the write path takes no lock to read it. */
     private final List<WriteListener> writeListeners = new CopyOnWriteArrayList<>();
 
@@ -166,6 +170,22 @@ public final class BlockNode {
      */
     void setAutoBackingFile(String name) {
         this.autoBackingFile = name;
+    }
+
+    /** Whether guest discards reach this node's image ({@code discard=unmap}). */
+    public boolean discardUnmap() {
+        return discardUnmap;
+    }
+
+    /** The {@code detect-zeroes} mode: "off", "on" or "unmap". */
+    public String detectZeroes() {
+        return detectZeroes;
+    }
+
+    /** Sets the guest-facing drive options (at open; a snapshot's overlay takes them over from the old top). */
+    void setGuestOptions(boolean discardUnmap, String detectZeroes) {
+        this.discardUnmap = discardUnmap;
+        this.detectZeroes = detectZeroes;
     }
 
     /** QEMU's bdrv_backing_overridden: the backing node is not the file the header names (as QEMU reads it). */

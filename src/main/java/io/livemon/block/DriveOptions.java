@@ -107,6 +107,31 @@ public final class DriveOptions {
         return v.equals("on") || v.equals("true") || v.equals("yes");
     }
 
+    /**
+     * {@code discard=ignore|off|unmap|on}: whether the guest's discards reach the image. QEMU's default for -drive is
+     * ignore (a discard succeeds and changes nothing). Errors: "Invalid discard option" (blockdev.c).
+     */
+    public boolean discardUnmap() throws BlockException {
+        String d = values.getOrDefault("discard", "ignore");
+        return switch (d) {
+            case "ignore", "off" -> false;
+            case "unmap", "on" -> true;
+            default -> throw new BlockException("Invalid discard option");
+        };
+    }
+
+    /**
+     * {@code detect-zeroes=off|on|unmap}: whether a guest write of zeroes becomes a zero write (unmap: one that may
+     * free the clusters). Errors: "invalid parameter value: X" (QEMU's -drive parser).
+     */
+    public String detectZeroes() throws BlockException {
+        String z = values.getOrDefault("detect-zeroes", "off");
+        if (!z.equals("off") && !z.equals("on") && !z.equals("unmap")) {
+            throw new BlockException("invalid parameter value: " + z);
+        }
+        return z;
+    }
+
     /** {@code backing.node-name} is depth 1, {@code backing.backing.node-name} depth 2, ... */
     public String backingNodeName(int depth) {
         return values.get("backing.".repeat(depth) + "node-name");

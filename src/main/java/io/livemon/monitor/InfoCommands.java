@@ -106,6 +106,7 @@ final class InfoCommands {
         if (backing != null) {
             out.println("    Backing file:     " + backing.displayName() + " (chain depth: " + root.chainDepth() + ")");
         }
+        printDetectZeroes(out, root);
         if (verbose) {
             ImageDetails.print(out, root);
         }
@@ -117,6 +118,15 @@ final class InfoCommands {
         if (n.role() == BlockNode.Role.FORMAT && n.backing() != null) {
             out.println("    Backing file:     " + n.backing().displayName() + " (chain depth: " + n.chainDepth()
                     + ")");
+        }
+        printDetectZeroes(out, n);
+    }
+
+    /** QEMU prints the detect-zeroes mode only when it is not off. */
+    private static void printDetectZeroes(PrintStream out, BlockNode n) {
+        String z = n.skipFilters().detectZeroes();
+        if (!z.equals("off")) {
+            out.println("    Detect zeroes:    " + z);
         }
     }
 }

@@ -103,7 +103,7 @@ final class QmpShapes {
         }
         m.put("backing_file_depth", flat || fmt == null ? 0 : n.chainDepth());
         m.put("encrypted", false);
-        m.put("detect_zeroes", "off");
+        m.put("detect_zeroes", n.role() == BlockNode.Role.PROTOCOL ? "off" : n.skipFilters().detectZeroes());
         m.put("bps", 0L);
         m.put("bps_rd", 0L);
         m.put("bps_wr", 0L);
