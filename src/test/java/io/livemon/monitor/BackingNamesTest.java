@@ -266,4 +266,29 @@ class BackingNamesTest {
                 + "    Cache mode:       writeback\n"
                 + "    Backing file:     file-E.img (chain depth: 4)\n");
     }
+
+    @Test
+    void backingChosenOnTheCommandLineShowsQemusJsonName() throws Exception {
+        chainIn("");
+        graph.addDrive(DriveOptions.parse("file=file-E.img,if=none,id=v1,backing.file.filename=./file-C.img"));
+        graph.addDrive(DriveOptions.parse("file=file-C.img,if=none,id=v2,backing=,readonly=on"));
+        String out = hmp("info block v1", "info block v2", "qemu-io v1 \"read -P 0xb1 1M 64k\"",
+                "qemu-io v2 \"read -P 0 1M 64k\"");
+        assertThat(out.replaceAll("#block\\d+", "#block")).startsWith("(qemu) info block v1\n"
+                + "v1 (#block): json:{\"backing\": {\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", "
+                + "\"filename\": \"./file-C.img\"}}, \"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", "
+                + "\"filename\": \"file-E.img\"}} (qcow2)\n"
+                + "    Removable device: not locked, tray closed\n"
+                + "    Cache mode:       writeback\n"
+                + "    Backing file:     ./file-C.img (chain depth: 3)\n"
+                + "(qemu) info block v2\n"
+                + "\n" // QEMU's empty line before a filtered entry that is not the first drive
+                + "v2 (#block): json:{\"backing\": null, \"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", "
+                + "\"filename\": \"file-C.img\"}} (qcow2, read-only)\n"
+                + "    Removable device: not locked, tray closed\n"
+                + "    Cache mode:       writeback\n");
+        assertThat(out).doesNotContain("Pattern verification failed");
+        graph.close();
+        assertThat(backingString("file-E.img")).isEqualTo("file-C.img"); // the header is not changed
+    }
 }
