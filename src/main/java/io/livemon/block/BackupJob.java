@@ -91,7 +91,7 @@ public final class BackupJob extends Job {
         }
         BlockNode backing = JobTarget.backingFor(source, sync);
         Image target = JobTarget.createAndOpen(graph, source, r.target(), r.format(), r.reuse(),
-                r.reuse() ? null : backing, stdout);
+                r.reuse() ? null : backing, true, stdout);
         BlockNode targetNode = null;
         try {
             if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {

@@ -61,6 +61,15 @@ public class BlockException extends Exception {
         return new BlockException("Cannot find device='" + device + "' nor node-name='" + nodeName + "'");
     }
 
+    /**
+     * livemon's refusal of a {@code backing-file} string that would not lead to the backing image from the overlay's
+     * own directory (QEMU 7.2 writes any string; livemon never leaves a chain that cannot be opened).
+     */
+    static BlockException backingStringDoesNotResolve(String string, String overlay, String backing) {
+        return new BlockException("Backing file string '" + string + "' does not lead to '" + backing
+                + "' from the directory of '" + overlay + "'");
+    }
+
     static BlockException jobNotFound(String id) {
         return new BlockException(ErrorClass.DEVICE_NOT_ACTIVE, "Block job '" + id + "' not found");
     }

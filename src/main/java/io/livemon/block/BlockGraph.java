@@ -65,9 +65,14 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             throw new BlockException("Unknown driver '" + format + "'");
         }
         o.cacheModeWords();
+        o.discardUnmap();
+        o.detectZeroes();
         synchronized (lock) {
             checkDriveIdFree(o);
             checkNodeNameFree(o.nodeName());
+            if (o.backingChosen()) {
+                return addDriveWithChosenBacking(o);
+            }
             Image top;
             try {
                 top = Images.openChain(cwd, file, format, o.readOnly());
@@ -76,6 +81,59 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             }
             return addOpenedDrive(o, top);
         }
+    }
+
+    /**
+     * A {@code -drive} whose backing the command line chooses ({@code backing=}, {@code backing.file.filename=}):
+     * the image is opened alone, its backing is the named node, the chain of the given file, or none. The header is
+     * not changed; QEMU shows the drive as a json: pseudo-filename when the choice is not what the header names.
+     * Caller holds the lock.
+     */
+    private BlockDevice addDriveWithChosenBacking(DriveOptions o) throws BlockException {
+        String ref = o.backingReference();
+        BlockNode refNode = null;
+        if (ref != null && !ref.isEmpty()) {
+            refNode = findNodeLocked(ref);
+            if (refNode == null || refNode.role() != BlockNode.Role.FORMAT) {
+                throw new BlockException("Could not open backing file: "
+                        + BlockException.cannotFind(ref, ref).getMessage());
+            }
+        }
+        Image top;
+        try {
+            top = Images.open(cwd, o.file(), o.format(), true);
+        } catch (IOException e) {
+            throw new BlockException(e.getMessage(), e);
+        }
+        Image chain = null;
+        try {
+            if (ref == null && o.backingFileOverride() != null) {
+                chain = Images.openChain(cwd, o.backingFileOverride(), o.get("backing.driver"), true);
+            }
+            if (!o.readOnly()) {
+                top.setReadOnly(false);
+            }
+        } catch (IOException e) {
+            closeChain(chain);
+            DriveOperations.closeQuietly(top);
+            throw new BlockException(ref == null && chain == null ? "Could not open backing file: " + e.getMessage()
+                    : e.getMessage(), e);
+        }
+        String header = top.backingFileString();
+        top.setBacking(refNode != null ? refNode.image() : chain);
+        BlockDevice d;
+        if (refNode != null) {
+            String id = checkDriveIdFree(o);
+            BlockNode root = addFormatNode(top, o.nodeName(), true);
+            root.setBacking(refNode);
+            root.setGuestOptions(o.discardUnmap(), o.detectZeroes());
+            d = new BlockDevice(id, o.interfaceType(), root, o.cacheModeWords());
+            devices.put(id, d);
+        } else {
+            d = addOpenedDrive(o, top);
+        }
+        d.root().setAutoBackingFile(header == null ? "" : header);
+        return d;
     }
 
     /**
@@ -144,6 +202,12 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 backingNode = addChainNodes(chain, depth -> null);
             }
             fmt.setBacking(backingNode);
+            fmt.setGuestOptions(o.discardUnmap(), o.detectZeroes());
+            if (o.backingGiven()) {
+                // backing given explicitly (a node, or null): QEMU takes the header's own string as what the image
+                // names, and shows the node as json:{...} when that is not the backing node's name
+                fmt.setAutoBackingFile(b == null ? "" : b);
+            }
             LOG.info("blockdev {} opened on {}", o.nodeName(), filename);
             return fmt;
         }
@@ -173,6 +237,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 closeChain(top);
                 throw e;
             }
+            root.setGuestOptions(o.discardUnmap(), o.detectZeroes());
             BlockDevice d = new BlockDevice(id, o.interfaceType(), root, cache);
             devices.put(id, d);
             LOG.info("drive {} opened on {}", id, top.filename());
@@ -290,6 +355,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             BlockNode n = addFormatNode(overlay, nodeName, true);
             n.setBacking(oldTop);
+            n.setGuestOptions(oldTop.discardUnmap(), oldTop.detectZeroes()); // QEMU's overlay inherits the flags
             if (device != null) {
                 device.setRoot(n);
             }

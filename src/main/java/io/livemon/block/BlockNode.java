@@ -30,6 +30,16 @@ public final class BlockNode {
     private final boolean implicit;
     /** Set when a mirror switched the drive over to another node: late I/O through this node follows it. */
     private volatile BlockNode replacedBy;
+    /**
+     * QEMU's auto_backing_file: the backing file name QEMU would consider this node's header to name, or null while
+     * the backing node is the one the header named when the chain was opened. When it differs from the backing
+     * node's file name, the backing is "overridden" and QEMU shows the node's name as a {@code json:} pseudo-filename.
+     */
+    private volatile String autoBackingFile;
+    /** {@code discard=unmap}: guest discards reach the image (QEMU's default, ignore, drops them). */
+    private volatile boolean discardUnmap;
+    /** {@code detect-zeroes}: "off", "on" or "unmap". */
+    private volatile String detectZeroes = "off";
     /** Guest-write observers (jobs); copy-on-write so the write path takes no lock to read it. */
     private final List<WriteListener> writeListeners = new CopyOnWriteArrayList<>();
 
@@ -93,8 +103,99 @@ public final class BlockNode {
         return n;
     }
 
+    /** The file name as opened (relative to livemon's working directory, or absolute). */
     public String filename() {
         return image.filename();
+    }
+
+    /**
+     * The node's file name as QEMU 7.2 shows it ({@code info block}, query-block's {@code file}): the file name as
+     * opened, or, when its backing was overridden (a {@code backing-file} string that names another spelling, a
+     * snapshot onto an existing overlay, {@code backing.file.filename}, {@code backing=} on the command line), QEMU's
+     * {@code json:{...}} pseudo-filename (block.c bdrv_refresh_filename), e.g.
+     * {@code json:{"backing": {"driver": "qcow2", "file": {"driver": "file", "filename": "file-B.img"}}, "driver":
+     * "qcow2", "file": {"driver": "file", "filename": "file-E.img"}}}.
+     */
+    public String displayName() {
+        if (role != Role.FORMAT || !backingOverridden()) {
+            return filename();
+        }
+        StringBuilder sb = new StringBuilder("json:");
+        appendOptions(sb, this);
+        return sb.toString();
+    }
+
+    /** The options QEMU shows for a format node in a json: filename: backing (when overridden), driver, file. */
+    private static void appendOptions(StringBuilder sb, BlockNode n) {
+        sb.append('{');
+        if (n.backingOverridden()) {
+            sb.append("\"backing\": ");
+            if (n.backing == null) {
+                sb.append("null");
+            } else {
+                appendOptions(sb, n.backing);
+            }
+            sb.append(", ");
+        }
+        sb.append("\"driver\": ");
+        appendJsonString(sb, n.driver);
+        sb.append(", \"file\": {\"driver\": \"file\", \"filename\": ");
+        appendJsonString(sb, n.filename());
+        sb.append("}}");
+    }
+
+    private static void appendJsonString(StringBuilder sb, String s) {
+        sb.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                default -> {
+                    if (c < 0x20) {
+                        sb.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        sb.append(c);
+                    }
+                }
+            }
+        }
+        sb.append('"');
+    }
+
+    /**
+     * Records the backing file name QEMU would take this node's header to name ({@code null}: the backing node is
+     * the one the header named at open). Called where QEMU sets auto_backing_file: a job writing a backing string,
+     * a node opened with its backing given explicitly.
+     */
+    void setAutoBackingFile(String name) {
+        this.autoBackingFile = name;
+    }
+
+    /** Whether guest discards reach this node's image ({@code discard=unmap}). */
+    public boolean discardUnmap() {
+        return discardUnmap;
+    }
+
+    /** The {@code detect-zeroes} mode: "off", "on" or "unmap". */
+    public String detectZeroes() {
+        return detectZeroes;
+    }
+
+    /** Sets the guest-facing drive options (at open; a snapshot's overlay takes them over from the old top). */
+    void setGuestOptions(boolean discardUnmap, String detectZeroes) {
+        this.discardUnmap = discardUnmap;
+        this.detectZeroes = detectZeroes;
+    }
+
+    /** QEMU's bdrv_backing_overridden: the backing node is not the file the header names (as QEMU reads it). */
+    public boolean backingOverridden() {
+        String auto = autoBackingFile;
+        if (auto == null || role != Role.FORMAT) {
+            return false;
+        }
+        BlockNode b = backing;
+        return b != null ? !auto.equals(b.displayName()) : !auto.isEmpty();
     }
 
     public boolean readOnly() {

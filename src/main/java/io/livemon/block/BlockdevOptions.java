@@ -49,6 +49,10 @@ public final class BlockdevOptions {
     /** blkdebug: the config file (may be null) and the inline image child. */
     private final String config;
     private final BlockdevOptions image;
+    /** {@code discard}: whether guest discards reach the image (QEMU's default for -blockdev: ignore). */
+    private boolean discardUnmap;
+    /** {@code detect-zeroes}: off, on or unmap. */
+    private String detectZeroes = "off";
 
     private BlockdevOptions(String driver, String nodeName, boolean readOnly, BlockdevOptions file,
                             boolean backingGiven, String backing, String filename, String config,
@@ -155,6 +159,32 @@ public final class BlockdevOptions {
             throw new BlockException("Invalid node-name: '" + nodeName + "'");
         }
         boolean readOnly = bool(m, "read-only", prefix, dotted);
+        BlockdevOptions o = parseDriver(m, prefix, dotted, driver, nodeName, readOnly);
+        // QAPI enums BlockdevDiscardOptions and BlockdevDetectZeroesOptions; the pairing rule of block.c
+        if (m.containsKey("discard")) {
+            String d = str(m, "discard", prefix);
+            if (!d.equals("ignore") && !d.equals("unmap")) {
+                throw new BlockException("Parameter '" + prefix + "discard' does not accept value '" + d + "'");
+            }
+            o.discardUnmap = d.equals("unmap");
+        }
+        if (m.containsKey("detect-zeroes")) {
+            String z = str(m, "detect-zeroes", prefix);
+            if (!z.equals("off") && !z.equals("on") && !z.equals("unmap")) {
+                throw new BlockException("Parameter '" + prefix + "detect-zeroes' does not accept value '" + z
+                        + "'");
+            }
+            if (z.equals("unmap") && !o.discardUnmap) {
+                throw new BlockException("setting detect-zeroes to unmap is not allowed without setting discard "
+                        + "operation to unmap");
+            }
+            o.detectZeroes = z;
+        }
+        return o;
+    }
+
+    private static BlockdevOptions parseDriver(Map<String, Object> m, String prefix, boolean dotted, String driver,
+                                               String nodeName, boolean readOnly) throws BlockException {
         switch (driver) {
             case "qcow2", "raw" -> {
                 BlockdevOptions file = child(m, "file", prefix, dotted);
@@ -269,6 +299,16 @@ public final class BlockdevOptions {
 
     public String filename() {
         return filename;
+    }
+
+    /** {@code discard=unmap}: guest discards reach the image; otherwise they are ignored, as QEMU's default. */
+    public boolean discardUnmap() {
+        return discardUnmap;
+    }
+
+    /** {@code detect-zeroes}: "off", "on" or "unmap". */
+    public String detectZeroes() {
+        return detectZeroes;
     }
 
     public String config() {

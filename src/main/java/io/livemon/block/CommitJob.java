@@ -47,7 +47,10 @@ public final class CommitJob extends Job {
     private final BlockNode overlay;
     /** Nodes that leave the graph on success: top…above-base (intermediate), active…above-base (active). */
     private final List<BlockNode> dropped;
+    /** The backing string written into the overlay's header (one that leads to base). */
     private final String backingFileString;
+    /** The string QEMU 7.2 would have written (the overlay's auto_backing_file afterwards). */
+    private String qemuBackingString;
     private final boolean baseWasReadOnly;
     private final boolean activeCommit;
     private final List<BlockNode> blocked = new ArrayList<>();
@@ -127,7 +130,7 @@ public final class CommitJob extends Job {
                 throw new BlockException("'" + r.topNode() + "' is not in this backing file chain");
             }
         } else if (r.top() != null && !bs.filename().equals(r.top())) {
-            top = StreamJob.findBackingByFilename(graph, bs, r.top());
+            top = BackingNames.findBackingImage(graph, bs, r.top());
             if (top == null) {
                 throw new BlockException("Top image file " + r.top() + " not found");
             }
@@ -145,7 +148,7 @@ public final class CommitJob extends Job {
                 throw new BlockException("'" + r.baseNode() + "' is not in this backing file chain");
             }
         } else if (r.base() != null) {
-            base = StreamJob.findBackingByFilename(graph, top, r.base());
+            base = BackingNames.findBackingImage(graph, top, r.base());
             if (base == null) {
                 throw new BlockException("Can't find '" + r.base() + "' in the backing chain");
             }
@@ -184,8 +187,12 @@ public final class CommitJob extends Job {
         for (BlockNode n = top; n != base; n = n.backing()) {
             dropped.add(n);
         }
-        String backingString = r.backingFile() != null ? r.backingFile() : base.filename();
-        CommitJob job = new CommitJob(graph, id, device, bs, top, base, overlay, dropped, backingString, r);
+        // As for stream: QEMU's string is kept for display, the string written leads to base from the overlay.
+        String qemuString = r.backingFile() != null ? r.backingFile() : base.filename();
+        String diskString = overlay == null ? qemuString
+                : BackingNames.forOverlay(graph, overlay, qemuString, r.backingFile() != null, base);
+        CommitJob job = new CommitJob(graph, id, device, bs, top, base, overlay, dropped, diskString, r);
+        job.qemuBackingString = qemuString;
         if (r.speed() < 0) {
             // QEMU creates the job before it checks the speed: the job goes from created straight to null.
             job.discardCreated();
@@ -481,6 +488,7 @@ public final class CommitJob extends Job {
             }
         }
         overlay.setBacking(base);
+        overlay.setAutoBackingFile(qemuBackingString);
         graph.dropNodes(dropped);
     }
 

@@ -13,7 +13,7 @@ import java.util.Set;
 public final class DriveOptions {
     private static final Set<String> KNOWN = Set.of("file", "if", "id", "format", "node-name", "readonly", "cache",
             "media", "index", "bus", "unit", "snapshot", "aio", "discard", "detect-zeroes", "werror", "rerror",
-            "copy-on-read", "auto-read-only", "read-only");
+            "copy-on-read", "auto-read-only", "read-only", "backing");
 
     private final String text;
     private final Map<String, String> values;
@@ -105,6 +105,50 @@ public final class DriveOptions {
     public boolean readOnly() {
         String v = values.getOrDefault("readonly", values.getOrDefault("read-only", "off"));
         return v.equals("on") || v.equals("true") || v.equals("yes");
+    }
+
+    /**
+     * {@code discard=ignore|off|unmap|on}: whether the guest's discards reach the image. QEMU's default for -drive is
+     * ignore (a discard succeeds and changes nothing). Errors: "Invalid discard option" (blockdev.c).
+     */
+    public boolean discardUnmap() throws BlockException {
+        String d = values.getOrDefault("discard", "ignore");
+        return switch (d) {
+            case "ignore", "off" -> false;
+            case "unmap", "on" -> true;
+            default -> throw new BlockException("Invalid discard option");
+        };
+    }
+
+    /**
+     * {@code detect-zeroes=off|on|unmap}: whether a guest write of zeroes becomes a zero write (unmap: one that may
+     * free the clusters). Errors: "invalid parameter value: X" (QEMU's -drive parser).
+     */
+    public String detectZeroes() throws BlockException {
+        String z = values.getOrDefault("detect-zeroes", "off");
+        if (!z.equals("off") && !z.equals("on") && !z.equals("unmap")) {
+            throw new BlockException("invalid parameter value: " + z);
+        }
+        return z;
+    }
+
+    /**
+     * Whether the command line chooses the backing itself instead of the image's header: {@code backing=} (none, or
+     * a node name) or {@code backing.file.filename=FILE}. QEMU then shows the drive's image as a {@code json:}
+     * pseudo-filename unless the choice names what the header names.
+     */
+    public boolean backingChosen() {
+        return values.containsKey("backing") || values.containsKey("backing.file.filename");
+    }
+
+    /** {@code backing=NAME}: a node to use as backing ("" = none), or null when not given. */
+    public String backingReference() {
+        return values.get("backing");
+    }
+
+    /** {@code backing.file.filename}: the file to open as backing instead of the header's, or null. */
+    public String backingFileOverride() {
+        return values.get("backing.file.filename");
     }
 
     /** {@code backing.node-name} is depth 1, {@code backing.backing.node-name} depth 2, ... */

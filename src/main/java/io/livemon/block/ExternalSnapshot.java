@@ -57,9 +57,14 @@ public final class ExternalSnapshot {
             if (fmt.equals("raw")) {
                 throw new BlockException("Backing file not supported for file format 'raw'");
             }
-            Qcow2CreateOptions o = Qcow2CreateOptions.withBacking(oldImage.filename(), oldImage.format());
+            // QEMU writes the old top's name as opened ("file-E.img" into sub/snap.img, where it does not resolve);
+            // its Formatting line shows that string, the header gets one that leads to the old top (BackingNames).
+            String qemuString = oldTop.displayName();
+            Qcow2CreateOptions o = Qcow2CreateOptions.withBacking(qemuString, oldImage.format());
+            Qcow2CreateOptions written = Qcow2CreateOptions.withBacking(
+                    BackingNames.resolving(graph.cwd(), file, qemuString, oldImage.path()), oldImage.format());
             try {
-                Images.create(graph.cwd(), file, "qcow2", oldImage.size(), o, stdout);
+                Images.create(graph.cwd(), file, "qcow2", oldImage.size(), o, written, stdout);
             } catch (IOException e) {
                 throw BlockGraph.wrap(e);
             }
@@ -83,6 +88,11 @@ public final class ExternalSnapshot {
         // Switch the drive first, then reopen the old top read-only: a guest write that is already on its way to
         // the old top still lands (it came before the snapshot), and no new write finds a read-only disk.
         BlockNode overlayNode = graph.attachOverlay(d, overlay, newNodeName, oldTop);
+        // QEMU opens the overlay without its backing file and attaches the old top: it takes the header to name the
+        // string it wrote itself, or, for an existing overlay (-n), the overlay's own string; when that is not the
+        // old top's name, it shows the overlay as a json: pseudo-filename.
+        String header = overlay.backingFileString();
+        overlayNode.setAutoBackingFile(!reuse ? oldTop.displayName() : header == null ? "" : header);
         try {
             oldImage.flush();
             oldImage.setReadOnly(true);

@@ -38,9 +38,26 @@ public final class GuestView extends ForwardingImage {
         dst.put(b);
     }
 
+    /**
+     * A guest write. With {@code detect-zeroes=on|unmap} a buffer of zeroes is written as zeroes instead of data
+     * (QEMU's bdrv_aligned_pwritev), which for qcow2 means zero clusters where whole clusters are covered.
+     */
     @Override
     public void write(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        if (len > 0 && !node.skipFilters().detectZeroes().equals("off") && allZero(buf, bufOffset, len)) {
+            node.writeZeroes(offset, len);
+            return;
+        }
         node.write(offset, buf, bufOffset, len);
+    }
+
+    private static boolean allZero(byte[] buf, int off, int len) {
+        for (int i = off; i < off + len; i++) {
+            if (buf[i] != 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override
@@ -48,8 +65,15 @@ public final class GuestView extends ForwardingImage {
         node.writeZeroes(offset, len);
     }
 
+    /**
+     * A guest discard: passed to the image only with {@code discard=unmap}; with QEMU's default (ignore) it succeeds
+     * and changes neither what the guest reads nor the image (block/io.c bdrv_co_pdiscard without BDRV_O_UNMAP).
+     */
     @Override
     public void discard(long offset, long len) throws IOException {
+        if (!node.skipFilters().discardUnmap()) {
+            return;
+        }
         node.discard(offset, len);
     }
 

@@ -4,6 +4,7 @@ import io.livemon.image.Image;
 import io.livemon.image.Images;
 import io.livemon.image.Qcow2CreateOptions;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.util.function.Consumer;
 
 /**
@@ -46,6 +47,19 @@ final class JobTarget {
      */
     static Image createAndOpen(BlockGraph graph, BlockNode source, String file, String format, boolean reuse,
                                BlockNode backing, Consumer<String> stdout) throws BlockException {
+        return createAndOpen(graph, source, file, format, reuse, backing, false, stdout);
+    }
+
+    /**
+     * As above; {@code openBacking}: QEMU creates the image with its backing file opened (drive-backup), so a
+     * backing string that does not lead to a file from the target's directory fails as in QEMU 7.2 ("Could not open
+     * 'sub/file-C.img': No such file or directory" / "Could not open backing image."), before anything is created.
+     * The {@code Formatting} line shows QEMU's backing string (the backing node's name as opened); the string written
+     * leads to the backing file from the target's own directory ({@link BackingNames#resolving}).
+     */
+    static Image createAndOpen(BlockGraph graph, BlockNode source, String file, String format, boolean reuse,
+                               BlockNode backing, boolean openBacking, Consumer<String> stdout)
+            throws BlockException {
         Image src = source.image();
         String fmt = format != null ? format : reuse ? null : src.format();
         if (fmt != null && !fmt.equals("qcow2") && !fmt.equals("raw")) {
@@ -53,14 +67,25 @@ final class JobTarget {
         }
         if (!reuse) {
             Qcow2CreateOptions o = Qcow2CreateOptions.defaults();
+            Qcow2CreateOptions written = o;
             if (backing != null) {
                 if (fmt.equals("raw")) {
                     throw new BlockException("Backing file not supported for file format 'raw'");
                 }
-                o = Qcow2CreateOptions.withBacking(backing.filename(), backing.image().format());
+                String qemuString = backing.displayName();
+                if (openBacking && !BackingNames.hasProtocol(qemuString)) {
+                    String combined = Images.pathCombine(file, qemuString);
+                    if (!Files.exists(graph.cwd().resolve(combined))) {
+                        throw new BlockException("Could not open '" + combined + "': No such file or directory\n"
+                                + "Could not open backing image.");
+                    }
+                }
+                o = Qcow2CreateOptions.withBacking(qemuString, backing.image().format());
+                written = Qcow2CreateOptions.withBacking(BackingNames.resolving(graph.cwd(), file, qemuString,
+                        backing.image().path()), backing.image().format());
             }
             try {
-                Images.create(graph.cwd(), file, fmt, src.size(), o, stdout);
+                Images.create(graph.cwd(), file, fmt, src.size(), o, written, stdout);
             } catch (IOException e) {
                 throw BlockGraph.wrap(e);
             }

@@ -143,6 +143,13 @@ public final class MirrorJob extends Job {
             boolean zeroTarget = sync == JobTarget.Sync.FULL && r.reuse();
             targetNode = graph.addNode(target, r.nodeName());
             targetNode.setBacking(targetBacking);
+            if (targetBacking != null || r.reuse()) {
+                // QEMU opens the target without its backing file and attaches the source's chain: what it takes
+                // the header to say is the string it wrote itself, or a reused target's own string.
+                String header = target.backingFileString();
+                targetNode.setAutoBackingFile(!r.reuse() ? targetBacking.displayName()
+                        : sync == JobTarget.Sync.FULL ? null : header == null ? "" : header);
+            }
             MirrorJob job = new MirrorJob(graph, id, device, source, targetNode, sync, zeroTarget, r);
             job.blocked.add(source);
             if (sync == JobTarget.Sync.FULL) {

@@ -3,7 +3,6 @@ package io.livemon.block;
 import io.livemon.image.Image;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
@@ -25,7 +24,10 @@ public final class StreamJob extends Job {
     private final BlockNode target;
     /** Base node (kept), or null: stream the whole chain. */
     private final BlockNode base;
+    /** The backing string written into the target's header (one that leads to the base). */
     private final String backingFileString;
+    /** The string QEMU 7.2 would have written (its auto_backing_file afterwards), or null without a base. */
+    private String qemuBackingString;
     /** Nodes between target and base; they leave the graph on success. */
     private final List<BlockNode> intermediates;
     private final boolean targetWasReadOnly;
@@ -56,7 +58,7 @@ public final class StreamJob extends Job {
         }
         BlockNode base = null;
         if (r.base() != null) {
-            base = findBackingByFilename(graph, target, r.base());
+            base = BackingNames.findBackingImage(graph, target, r.base());
             if (base == null) {
                 throw new BlockException("Can't find '" + r.base() + "' in the backing chain");
             }
@@ -86,8 +88,15 @@ public final class StreamJob extends Job {
             graph.checkNotBusy(n);
             intermediates.add(n);
         }
-        String backingString = r.backingFile() != null ? r.backingFile() : base != null ? base.filename() : null;
-        StreamJob job = new StreamJob(graph, id, device, target, base, backingString, intermediates, r);
+        // QEMU writes the base's file name as opened (or backing-file); livemon writes a string that leads to the
+        // base from the target's own directory and keeps QEMU's string for what QEMU shows (BackingNames).
+        String qemuString = r.backingFile() != null ? r.backingFile() : base != null ? base.filename() : null;
+        String diskString = qemuString;
+        if (base != null) {
+            diskString = BackingNames.forOverlay(graph, target, qemuString, r.backingFile() != null, base);
+        }
+        StreamJob job = new StreamJob(graph, id, device, target, base, diskString, intermediates, r);
+        job.qemuBackingString = qemuString;
         if (r.speed() < 0) {
             // QEMU creates the job before it checks the speed: the job goes from created straight to null.
             job.discardCreated();
@@ -117,31 +126,6 @@ public final class StreamJob extends Job {
             }
         }
         return false;
-    }
-
-    /** QEMU's search of a backing chain for a file name: the name as opened, or the same file by real path. */
-    static BlockNode findBackingByFilename(BlockGraph graph, BlockNode top, String name) {
-        Path wanted = realPath(graph.cwd().resolve(name));
-        Path topDir = graph.cwd().resolve(top.filename()).getParent();
-        Path wantedFromTop = topDir == null ? null : realPath(topDir.resolve(name));
-        for (BlockNode n = top.backing(); n != null; n = n.backing()) {
-            if (n.filename().equals(name)) {
-                return n;
-            }
-            Path p = realPath(graph.cwd().resolve(n.filename()));
-            if (p != null && (p.equals(wanted) || p.equals(wantedFromTop))) {
-                return n;
-            }
-        }
-        return null;
-    }
-
-    private static Path realPath(Path p) {
-        try {
-            return p.toRealPath();
-        } catch (IOException e) {
-            return null;
-        }
     }
 
     @Override
@@ -206,6 +190,7 @@ public final class StreamJob extends Job {
         String fmt = base == null ? null : base.image().format();
         target.image().changeBackingFile(baseImage, backingFileString, fmt);
         target.setBacking(base);
+        target.setAutoBackingFile(qemuBackingString);
         graph.dropNodes(intermediates);
         writeBackInBackground(target.image());
     }

@@ -68,7 +68,13 @@ final class Launcher {
                 }
                 for (String d : options.drives) {
                     try {
-                        graph.addDrive(DriveOptions.parse(d));
+                        DriveOptions o = DriveOptions.parse(d);
+                        if ("".equals(o.backingReference())) {
+                            // QEMU 7.2 accepts backing= (no backing) with this warning
+                            System.err.println("livemon: -drive " + d + ": warning: Use of \"backing\": \"\" is "
+                                    + "deprecated; use \"backing\": null instead");
+                        }
+                        graph.addDrive(o);
                     } catch (BlockException e) {
                         System.err.println("livemon: -drive " + d + ": " + e.getMessage());
                         graph.close();

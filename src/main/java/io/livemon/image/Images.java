@@ -227,14 +227,26 @@ public final class Images {
      */
     public static void create(Path cwd, String filename, String fmt, long size, Qcow2CreateOptions o,
                               java.util.function.Consumer<String> formatting) throws IOException {
-        if (o != null && filename.equals(o.backingFile())) {
+        create(cwd, filename, fmt, size, o, o, formatting);
+    }
+
+    /**
+     * As {@link #create(Path, String, String, long, Qcow2CreateOptions, java.util.function.Consumer)}, where the
+     * options QEMU would show ({@code shown}: its {@code Formatting} line and same-name check use QEMU's backing
+     * string) differ from those written ({@code written}: a backing string that resolves from the image's own
+     * directory, see block/BackingNames).
+     */
+    public static void create(Path cwd, String filename, String fmt, long size, Qcow2CreateOptions shown,
+                              Qcow2CreateOptions written, java.util.function.Consumer<String> formatting)
+            throws IOException {
+        if (shown != null && filename.equals(shown.backingFile())) {
             throw new ImageException("Error: Trying to create an image with the same filename as the backing file");
         }
-        formatting.accept(formattingLine(filename, fmt, size, o));
+        formatting.accept(formattingLine(filename, fmt, size, shown));
         if ("raw".equals(fmt)) {
             createRaw(cwd, filename, size);
         } else {
-            createQcow2(cwd, filename, size, o);
+            createQcow2(cwd, filename, size, written);
         }
     }
 

@@ -22,7 +22,7 @@ final class ImageDetails {
                 out.println("(unreadable: " + e.getMessage() + ")");
                 continue;
             }
-            out.println("image: " + n.filename());
+            out.println("image: " + n.displayName());
             out.println("file format: " + info.format());
             out.println("virtual size: " + Sizes.human(info.virtualSize()) + " (" + info.virtualSize() + " bytes)");
             out.println("disk size: " + Sizes.human(info.diskSize()));

@@ -96,7 +96,7 @@ final class InfoCommands {
             out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
             return;
         }
-        out.println(d.id() + " (" + root.name() + "): " + root.filename() + " (" + root.driver()
+        out.println(d.id() + " (" + root.name() + "): " + root.skipFilters().displayName() + " (" + root.driver()
                 + (root.readOnly() ? ", read-only" : "") + ")");
         if (d.removable()) {
             out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
@@ -104,18 +104,29 @@ final class InfoCommands {
         out.println("    Cache mode:       " + d.cacheMode());
         BlockNode backing = root.skipFilters().backing();
         if (backing != null) {
-            out.println("    Backing file:     " + backing.filename() + " (chain depth: " + root.chainDepth() + ")");
+            out.println("    Backing file:     " + backing.displayName() + " (chain depth: " + root.chainDepth() + ")");
         }
+        printDetectZeroes(out, root);
         if (verbose) {
             ImageDetails.print(out, root);
         }
     }
 
     private static void printNode(PrintStream out, String name, BlockNode n) {
-        out.println(name + ": " + n.filename() + " (" + n.driver() + (n.readOnly() ? ", read-only" : "") + ")");
+        out.println(name + ": " + n.displayName() + " (" + n.driver() + (n.readOnly() ? ", read-only" : "") + ")");
         out.println("    Cache mode:       writeback");
         if (n.role() == BlockNode.Role.FORMAT && n.backing() != null) {
-            out.println("    Backing file:     " + n.backing().filename() + " (chain depth: " + n.chainDepth() + ")");
+            out.println("    Backing file:     " + n.backing().displayName() + " (chain depth: " + n.chainDepth()
+                    + ")");
+        }
+        printDetectZeroes(out, n);
+    }
+
+    /** QEMU prints the detect-zeroes mode only when it is not off. */
+    private static void printDetectZeroes(PrintStream out, BlockNode n) {
+        String z = n.skipFilters().detectZeroes();
+        if (!z.equals("off")) {
+            out.println("    Detect zeroes:    " + z);
         }
     }
 }

@@ -92,17 +92,18 @@ final class QmpShapes {
     /** BlockDeviceInfo (query-block's inserted, query-named-block-nodes). */
     static Map<String, Object> blockDeviceInfo(BlockNode n, String cacheMode, boolean flat) {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("file", n.filename());
+        m.put("file", n.role() == BlockNode.Role.PROTOCOL ? n.filename() : n.skipFilters().displayName());
         m.put("node-name", n.name());
         m.put("ro", n.readOnly());
         m.put("drv", n.driver());
         BlockNode fmt = n.role() == BlockNode.Role.FORMAT ? n : null;
-        if (fmt != null && fmt.backing() != null && fmt.image().backingFileString() != null) {
-            m.put("backing_file", fmt.image().backingFileString());
+        if (fmt != null && fmt.backing() != null) {
+            // QEMU 7.2 shows the backing node's name here, not the header's string (which image/backing-filename has)
+            m.put("backing_file", fmt.backing().displayName());
         }
         m.put("backing_file_depth", flat || fmt == null ? 0 : n.chainDepth());
         m.put("encrypted", false);
-        m.put("detect_zeroes", "off");
+        m.put("detect_zeroes", n.role() == BlockNode.Role.PROTOCOL ? "off" : n.skipFilters().detectZeroes());
         m.put("bps", 0L);
         m.put("bps_rd", 0L);
         m.put("bps_wr", 0L);
@@ -122,7 +123,7 @@ final class QmpShapes {
         BlockNode node = n.skipFilters();
         Image img = node.image();
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("filename", img.filename());
+        m.put("filename", node.displayName());
         m.put("format", n.driver());
         ImageInfo info = null;
         try {

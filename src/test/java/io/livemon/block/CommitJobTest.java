@@ -127,7 +127,7 @@ class CommitJobTest {
     /** While an intermediate commit runs: len, busy nodes, no complete; cancel leaves the chain as it was. */
     @Test
     void intermediateCommitRateLimitedBusyNodesAndCancel() throws Exception {
-        CommitJob job = CommitJob.start(graph, req("virtio0", null, "file-A.img", null, "file-D.img", "a.img", "i1",
+        CommitJob job = CommitJob.start(graph, req("virtio0", null, "file-A.img", null, "file-D.img", "./file-A.img", "i1",
                 64 * 1024));
         assertThat(job.info().len()).isEqualTo(SIZE);
         assertThat(job.info().type()).isEqualTo(JobType.COMMIT);
