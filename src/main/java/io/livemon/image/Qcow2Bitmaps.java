@@ -120,6 +120,8 @@ final class Qcow2Bitmaps {
     /** One bitmap of the directory. */
     private static final class Bitmap {
         final String name;
+        /** The name's bytes exactly as on disk (written back as they are, whatever their encoding). */
+        final byte[] rawName;
         final int granularityBits;
         /** Flags as on disk (in_use is set by {@link #markInUse}). */
         int flags;
@@ -134,8 +136,9 @@ final class Qcow2Bitmaps {
         /** One bit per granule, bit i in word i/64 at position i%64 (QEMU's little-endian serialisation). */
         long[] bits;
 
-        Bitmap(String name, int granularityBits, int flags, long tableOffset, int tableSize) {
-            this.name = name;
+        Bitmap(byte[] rawName, int granularityBits, int flags, long tableOffset, int tableSize) {
+            this.rawName = rawName;
+            this.name = new String(rawName, StandardCharsets.UTF_8);
             this.granularityBits = granularityBits;
             this.flags = flags;
             this.inconsistent = (flags & FLAG_IN_USE) != 0;
@@ -201,7 +204,8 @@ final class Qcow2Bitmaps {
             if (extra != 0) {
                 throw new ImageException("Bitmap extra data is not supported");
             }
-            String name = new String(dir, pos + DIR_ENTRY_HEADER, nameSize, StandardCharsets.UTF_8);
+            byte[] rawName = Arrays.copyOfRange(dir, pos + DIR_ENTRY_HEADER, pos + DIR_ENTRY_HEADER + nameSize);
+            String name = new String(rawName, StandardCharsets.UTF_8);
             long phys = tableSize * cs;
             boolean bad = tableSize == 0 || tableOffset == 0 || (tableOffset & (cs - 1)) != 0
                     || tableSize > MAX_TABLE_SIZE || gran > MAX_GRANULARITY_BITS || gran < MIN_GRANULARITY_BITS
@@ -211,10 +215,10 @@ final class Qcow2Bitmaps {
             if (bad) {
                 throw new ImageException("Bitmap '" + name + "' doesn't satisfy the constraints");
             }
-            if (!names.add(name)) {
+            if (!names.add(java.util.HexFormat.of().formatHex(rawName))) {
                 throw new ImageException("Bitmap already exists: " + name);
             }
-            list.add(new Bitmap(name, gran, flags, tableOffset, (int) tableSize));
+            list.add(new Bitmap(rawName, gran, flags, tableOffset, (int) tableSize));
             pos += (int) entrySize;
         }
         if (list.size() != ext.nbBitmaps()) {
@@ -321,8 +325,13 @@ final class Qcow2Bitmaps {
         for (Bitmap b : list) {
             b.flags |= FLAG_IN_USE;
         }
+        byte[] dir = directory();
+        if (dir.length != dirSize) {
+            // cannot happen: entries are written back with the same name bytes and no extra data
+            throw new ImageException("Broken bitmap directory");
+        }
         host.setAutoclearBit(false);
-        host.write(dirOffset, directory());
+        host.write(dirOffset, dir);
         host.sync();
         host.setAutoclearBit(true);
     }
@@ -330,12 +339,12 @@ final class Qcow2Bitmaps {
     private byte[] directory() {
         int total = 0;
         for (Bitmap b : list) {
-            total += (DIR_ENTRY_HEADER + b.name.getBytes(StandardCharsets.UTF_8).length + 7) & ~7;
+            total += (DIR_ENTRY_HEADER + b.rawName.length + 7) & ~7;
         }
         ByteBuffer d = ByteBuffer.allocate(total);
         int pos = 0;
         for (Bitmap b : list) {
-            byte[] n = b.name.getBytes(StandardCharsets.UTF_8);
+            byte[] n = b.rawName;
             d.putLong(pos, b.tableOffset).putInt(pos + 8, b.tableSize).putInt(pos + 12, b.flags);
             d.put(pos + 16, (byte) TYPE_DIRTY_TRACKING).put(pos + 17, (byte) b.granularityBits);
             d.putShort(pos + 18, (short) n.length).putInt(pos + 20, 0);
