@@ -2151,6 +2151,11 @@ public final class Qcow2Image implements Image {
     private final class BitmapHost implements Qcow2Bitmaps.Host {
         @Override
         public byte[] read(long pos, int len) throws IOException {
+            if (pos < 0 || pos + len < 0) {
+                // a hostile 64-bit offset: FileChannel would throw an unchecked exception out of the open
+                throw new ImageException("'" + filename + "': bitmap structure at offset 0x" + Long.toHexString(pos)
+                        + " is outside the file (image is corrupt)");
+            }
             byte[] b = new byte[len];
             readAt(ch, b, 0, len, pos);
             return b;
