@@ -32,6 +32,7 @@ import java.util.Set;
  * </ol>
  */
 final class Qcow2Bitmaps {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Qcow2Bitmaps.class);
     static final int EXT_MAGIC = 0x23852875;
     /** Autoclear feature bit 0: the bitmaps extension is valid. */
     static final long AUTOCLEAR_BITMAPS = 1;
@@ -65,6 +66,15 @@ final class Qcow2Bitmaps {
 
         /** Allocates host-contiguous clusters for {@code bytes} (refcount 1 written) and returns the offset. */
         long allocate(long bytes) throws IOException;
+
+        /** The refcount of the cluster holding host offset {@code offset}. */
+        long refcount(long offset) throws IOException;
+
+        /**
+         * How many references every host cluster gets from the image's other structures (header, L1/L2 and refcount
+         * tables, guest data, internal snapshots), indexed by cluster number; clusters past the array have none.
+         */
+        int[] otherReferences() throws IOException;
 
         /** Drops one reference from every cluster of [offset, offset+bytes). */
         void free(long offset, long bytes) throws IOException;
@@ -250,7 +260,8 @@ final class Qcow2Bitmaps {
         ByteBuffer.wrap(raw).asLongBuffer().get(t);
         for (long e : t) {
             long off = e & ENTRY_OFFSET;
-            boolean bad = (e & ENTRY_RESERVED) != 0 || (off != 0 && ((e & ENTRY_ALL_ONES) != 0 || (off & (cs - 1)) != 0));
+            boolean bad = (e & ENTRY_RESERVED) != 0
+                    || (off != 0 && ((e & ENTRY_ALL_ONES) != 0 || (off & (cs - 1)) != 0));
             if (bad) {
                 if (b.inconsistent) {
                     b.table = new long[0]; // QEMU never reads an in_use bitmap's table; only its own clusters count
@@ -530,8 +541,50 @@ final class Qcow2Bitmaps {
             host.free(off, bytes);
         } catch (IOException | RuntimeException e) {
             // a refcount that would go negative means someone else corrupted it; leaking is the safe outcome
-            org.slf4j.LoggerFactory.getLogger(Qcow2Bitmaps.class).warn("{}: could not free old bitmap clusters at 0x{}: {}",
-                    filename, Long.toHexString(off), e.getMessage());
+            LOG.warn("{}: could not free old bitmap clusters at 0x{}: {}", filename, Long.toHexString(off),
+                    e.getMessage());
+        }
+    }
+
+    /**
+     * Refuses bitmaps whose clusters are not owned by them alone: everything {@link #store} will free (the directory,
+     * the tables and data clusters of the consistent bitmaps) must have refcount 1, as QEMU allocates them. A table
+     * offset that a corrupt directory points at a guest data cluster or a table would otherwise be freed at close
+     * and its cluster reused while still in use. Call with refcounts that are up to date (not on a dirty image
+     * before its repair).
+     *
+     * @throws ImageException naming the bitmap and the cluster
+     */
+    void checkOwnership(Host host) throws IOException {
+        int[] others = host.otherReferences();
+        Set<Long> seen = new HashSet<>();
+        checkOwned(host, others, seen, null, dirOffset, dirSize);
+        for (Bitmap b : list) {
+            if (b.inconsistent) {
+                continue; // never freed by livemon
+            }
+            checkOwned(host, others, seen, b, b.tableOffset, b.tableSize * 8L);
+            for (long e : b.table) {
+                if ((e & ENTRY_OFFSET) != 0) {
+                    checkOwned(host, others, seen, b, e & ENTRY_OFFSET, cs);
+                }
+            }
+        }
+    }
+
+    private void checkOwned(Host host, int[] others, Set<Long> seen, Bitmap b, long off, long bytes)
+            throws IOException {
+        int shift = Long.numberOfTrailingZeros(cs);
+        for (long c = off & ~(cs - 1); c < off + bytes; c += cs) {
+            long idx = c >>> shift;
+            long rc = host.refcount(c);
+            boolean shared = (idx < others.length && others[(int) idx] != 0) || !seen.add(idx);
+            if (rc != 1 || shared) {
+                throw new ImageException("'" + filename + "': " + (b == null ? "the bitmap directory"
+                        : "bitmap '" + b.name + "'") + " uses the cluster at 0x" + Long.toHexString(c) + ", which "
+                        + (shared ? "something else uses too" : "has refcount " + rc + " instead of 1")
+                        + " (image is corrupt); livemon will not free it at close");
+            }
         }
     }
 

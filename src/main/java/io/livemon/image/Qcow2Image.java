@@ -345,6 +345,9 @@ public final class Qcow2Image implements Image {
                         LOG.info("{}: image is dirty, rebuilding refcounts", filename);
                         rebuildRefcounts();
                         writeIncompat(incompat & ~INCOMPAT_DIRTY);
+                        if (bitmaps != null) {
+                            bitmaps.checkOwnership(bitmapHost);
+                        }
                     }
                     clearUnknownAutoclear();
                     if (bitmaps != null) {
@@ -2117,10 +2120,14 @@ public final class Qcow2Image implements Image {
         if ((autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS) == 0) {
             return null; // a program without bitmap support wrote the image: already invalid, kept as it is
         }
-        return Qcow2Bitmaps.load(bitmapHost, filename, cs, size, Qcow2Bitmaps.Ext.parse(ext, cs));
+        Qcow2Bitmaps r = Qcow2Bitmaps.load(bitmapHost, filename, cs, size, Qcow2Bitmaps.Ext.parse(ext, cs));
+        if ((incompat & INCOMPAT_DIRTY) == 0) {
+            r.checkOwnership(bitmapHost); // a dirty image is checked after its refcounts are rebuilt
+        }
+        return r;
     }
 
-    /** Clears the autoclear bits livemon does not know (the spec's rule for writers); keeps bit 0, bitmaps. Meta held. */
+    /** Clears the autoclear bits livemon does not know (the spec's rule for writers), keeps bit 0, bitmaps. */
     private void clearUnknownAutoclear() throws IOException {
         long keep = autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS;
         if (version == 3 && autoclear != keep) {
@@ -2179,6 +2186,34 @@ public final class Qcow2Image implements Image {
         @Override
         public void free(long offset, long bytes) throws IOException {
             freeClusters(offset, bytes);
+        }
+
+        @Override
+        public long refcount(long offset) throws IOException {
+            return getRefcount(offset >> clusterBits);
+        }
+
+        @Override
+        public int[] otherReferences() throws IOException {
+            // the same counting as rebuildRefcounts' step 3, without the bitmaps
+            long n = Math.max((ch.size() + cs - 1) >> clusterBits, hostEnd);
+            if (n > Integer.MAX_VALUE - 8) {
+                throw new ImageException("'" + filename + "': image too large to check its bitmaps");
+            }
+            int[] counts = new int[(int) n];
+            ref(counts, 0, cs);
+            ref(counts, l1Offset, (long) l1.length * 8);
+            ref(counts, rtOffset, (long) rtClusters * cs);
+            for (long r : rt) {
+                if ((r & REFT_OFFSET_MASK) != 0) {
+                    ref(counts, r & REFT_OFFSET_MASK, cs);
+                }
+            }
+            countL1(counts, l1);
+            if (nbSnapshots > 0) {
+                countSnapshots(counts);
+            }
+            return counts;
         }
 
         @Override

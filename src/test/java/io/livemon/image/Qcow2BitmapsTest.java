@@ -295,4 +295,96 @@ class Qcow2BitmapsTest {
         assertThat(bitmaps("a.qcow2").get("b0").dirty().stream().boxed().toList()).containsExactly(127, 384);
         QemuTools.qemuImg(dir, "convert", "-O", "qcow2", "--bitmaps", "a.qcow2", "conv.qcow2");
     }
+    @Test
+    void backingFilesOpenedReadOnlyAreNotTouched() throws Exception {
+        create("base.qcow2", "b0");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2");
+        byte[] before = Files.readAllBytes(dir.resolve("base.qcow2"));
+        Image img = Images.openChain(dir, "top.qcow2", null, false);
+        assertThat(Files.readAllBytes(dir.resolve("base.qcow2"))).isEqualTo(before);
+        img.write(0, new byte[4096], 0, 4096);
+        Images.closeChain(img);
+        assertThat(Files.readAllBytes(dir.resolve("base.qcow2"))).isEqualTo(before);
+    }
+
+    @Test
+    void version2ImageWithABitmapsExtensionIsRefusedReadWrite() throws Exception {
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "v2.qcow2", Long.toString(SIZE));
+        // a bitmaps extension right after the 72-byte version 2 header (a v2 header has no autoclear bit for it)
+        try (FileChannel c = FileChannel.open(dir.resolve("v2.qcow2"), StandardOpenOption.WRITE)) {
+            ByteBuffer e = ByteBuffer.allocate(40).putInt(0, 0x23852875).putInt(4, 24).putInt(8, 1)
+                    .putLong(16, 32).putLong(24, 65536 * 3);
+            c.write(e, 72);
+        }
+        byte[] before = Files.readAllBytes(dir.resolve("v2.qcow2"));
+        assertThatThrownBy(() -> Images.openChain(dir, "v2.qcow2", null, false))
+                .isInstanceOf(ImageException.class).hasMessageContaining("persistent dirty bitmaps");
+        assertThat(Files.readAllBytes(dir.resolve("v2.qcow2"))).isEqualTo(before);
+    }
+
+    /**
+     * Hostile bitmap directories and tables (seeded random bytes over them): a writable open either refuses with an
+     * ImageException and leaves the file as it was, or works, and then the image livemon closes has no corruption.
+     */
+    @ParameterizedTest(name = "seed={0}")
+    @ValueSource(longs = {11, 12, 13, 14, 15, 16})
+    void hostileBitmapStructuresAreRefusedOrKept(long seed) throws Exception {
+        Random rnd = new Random(seed);
+        for (int round = 0; round < 8; round++) {
+            String f = "h" + round + ".qcow2";
+            create(f, "b0", "-g 512 b1");
+            QemuTools.qemuIo(dir, f, "write -P 1 0 64k");
+            long dirOff;
+            try (FileChannel c = FileChannel.open(dir.resolve(f), StandardOpenOption.READ)) {
+                ByteBuffer h = ByteBuffer.allocate(4096);
+                c.read(h, 0);
+                int pos = h.getInt(100);
+                while (h.getInt(pos) != 0x23852875) {
+                    pos += 8 + ((h.getInt(pos + 4) + 7) & ~7);
+                }
+                dirOff = h.getLong(pos + 24);
+            }
+            try (FileChannel c = FileChannel.open(dir.resolve(f), StandardOpenOption.WRITE)) {
+                int n = 1 + rnd.nextInt(3);
+                for (int i = 0; i < n; i++) {
+                    byte[] junk = new byte[1 + rnd.nextInt(rnd.nextBoolean() ? 2 : 8)];
+                    rnd.nextBytes(junk);
+                    c.write(ByteBuffer.wrap(junk), dirOff + rnd.nextInt(64));
+                }
+            }
+            byte[] before = Files.readAllBytes(dir.resolve(f));
+            Image img;
+            try {
+                img = Images.openChain(dir, f, null, false);
+            } catch (ImageException e) {
+                assertThat(Files.readAllBytes(dir.resolve(f))).as("refused open leaves %s untouched", f)
+                        .isEqualTo(before);
+                continue;
+            }
+            img.write(65536, new byte[4096], 0, 4096);
+            Images.closeChain(img);
+            QemuTools.Result r = QemuTools.check(dir, f);
+            assertThat(r.exitCode()).as(r.describe()).isIn(0, 3);
+        }
+    }
+    /**
+     * A directory whose table offset points at a guest data cluster (here one of zeroes, a valid-looking empty
+     * table): the close would free the "old table", that is the guest's cluster, and reuse it. Refused instead.
+     */
+    @Test
+    void aBitmapTableThatIsGuestDataIsRefused() throws Exception {
+        create("a.qcow2", "b0");
+        QemuTools.qemuIo(dir, "a.qcow2", "write -P 0 0 64k", "write -P 9 64k 64k");
+        String map = QemuTools.qemuImg(dir, "map", "--output=json", "a.qcow2").stdout();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"start\": 0,.*?\"offset\": (\\d+)")
+                .matcher(map);
+        assertThat(m.find()).as(map).isTrue();
+        long data = Long.parseLong(m.group(1));
+        pokeDirectory("a.qcow2", 0, ByteBuffer.allocate(8).putLong(0, data).array());
+        byte[] before = Files.readAllBytes(dir.resolve("a.qcow2"));
+        assertThatThrownBy(() -> Images.openChain(dir, "a.qcow2", null, false))
+                .isInstanceOf(ImageException.class)
+                .hasMessageContaining("bitmap 'b0' uses the cluster at 0x" + Long.toHexString(data));
+        assertThat(Files.readAllBytes(dir.resolve("a.qcow2"))).isEqualTo(before);
+    }
 }
