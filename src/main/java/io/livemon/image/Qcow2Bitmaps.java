@@ -244,6 +244,42 @@ final class Qcow2Bitmaps {
         return r;
     }
 
+    /**
+     * The directory's entries as qemu-img info lists them, read from disk without checking the bitmaps themselves.
+     *
+     * @throws ImageException "Broken bitmap directory" (QEMU's text) when the entries do not fit the directory
+     */
+    static List<BitmapInfo> describe(Host host, Ext ext) throws IOException {
+        byte[] dir = host.read(ext.dirOffset(), (int) ext.dirSize());
+        ByteBuffer d = ByteBuffer.wrap(dir);
+        List<BitmapInfo> r = new ArrayList<>();
+        int pos = 0;
+        while (pos < dir.length && r.size() < ext.nbBitmaps()) {
+            if (pos + DIR_ENTRY_HEADER > dir.length) {
+                throw new ImageException("Broken bitmap directory");
+            }
+            int flags = d.getInt(pos + 12);
+            int gran = d.get(pos + 17) & 0xff;
+            int nameSize = d.getShort(pos + 18) & 0xffff;
+            long extra = d.getInt(pos + 20) & 0xffffffffL;
+            long entrySize = (DIR_ENTRY_HEADER + nameSize + extra + 7) & ~7L;
+            if (pos + entrySize > dir.length || gran > 63) {
+                throw new ImageException("Broken bitmap directory");
+            }
+            List<String> f = new ArrayList<>();
+            if ((flags & FLAG_IN_USE) != 0) {
+                f.add("in-use");
+            }
+            if ((flags & FLAG_AUTO) != 0) {
+                f.add("auto");
+            }
+            String name = new String(dir, (int) (pos + DIR_ENTRY_HEADER + extra), nameSize, StandardCharsets.UTF_8);
+            r.add(new BitmapInfo(name, 1L << gran, List.copyOf(f)));
+            pos += (int) entrySize;
+        }
+        return r;
+    }
+
     /** Number of bitmap table entries (data clusters) for {@code bytes} of guest data at {@code 2^gran}. */
     private long tableSizeFor(long bytes, int gran) {
         long nbits = (bytes + (1L << gran) - 1) >>> gran;

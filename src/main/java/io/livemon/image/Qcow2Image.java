@@ -2127,6 +2127,37 @@ public final class Qcow2Image implements Image {
         return r;
     }
 
+    /**
+     * The bitmap directory as it is on disk now (flags {@code in-use} while this process keeps them), as QEMU's
+     * qcow2_get_bitmap_info_list reads it; empty without a valid extension (autoclear bit 0 clear, version 2).
+     *
+     * @throws ImageException with QEMU's text when the directory is broken
+     */
+    @Override
+    public List<BitmapInfo> bitmapInfo() throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkOpen();
+            meta.lock();
+            try {
+                byte[] ext = null;
+                for (Ext e : otherExts) {
+                    if (e.type == Qcow2Bitmaps.EXT_MAGIC) {
+                        ext = e.data;
+                    }
+                }
+                if (ext == null || version < 3 || (autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS) == 0) {
+                    return List.of();
+                }
+                return Qcow2Bitmaps.describe(bitmapHost, Qcow2Bitmaps.Ext.parse(ext, cs));
+            } finally {
+                meta.unlock();
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
     /** Clears the autoclear bits livemon does not know (the spec's rule for writers), keeps bit 0, bitmaps. */
     private void clearUnknownAutoclear() throws IOException {
         long keep = autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS;

@@ -387,4 +387,21 @@ class Qcow2BitmapsTest {
                 .hasMessageContaining("bitmap 'b0' uses the cluster at 0x" + Long.toHexString(data));
         assertThat(Files.readAllBytes(dir.resolve("a.qcow2"))).isEqualTo(before);
     }
+    /** info block -v / query-named-block-nodes list the bitmaps as qemu-img info does (QEMU reads the directory). */
+    @Test
+    void bitmapInfoListsTheDirectoryAsQemuImgInfoDoes() throws Exception {
+        create("a.qcow2", "zz", "-g 1M kk");
+        QemuTools.qemuImg(dir, "bitmap", "--disable", "a.qcow2", "kk");
+        Image ro = Images.openChain(dir, "a.qcow2", null, true);
+        assertThat(ro.bitmapInfo()).containsExactly(new BitmapInfo("zz", 65536, List.of("auto")),
+                new BitmapInfo("kk", 1 << 20, List.of()));
+        Images.closeChain(ro);
+        Image rw = Images.openChain(dir, "a.qcow2", null, false);
+        assertThat(rw.bitmapInfo()).containsExactly(new BitmapInfo("zz", 65536, List.of("in-use", "auto")),
+                new BitmapInfo("kk", 1 << 20, List.of("in-use")));
+        assertThat(infoJson("a.qcow2")).contains(
+                "{\"flags\":[\"in-use\",\"auto\"],\"name\":\"zz\",\"granularity\":65536}",
+                "{\"flags\":[\"in-use\"],\"name\":\"kk\",\"granularity\":1048576}");
+        Images.closeChain(rw);
+    }
 }
