@@ -468,6 +468,9 @@ final class Qcow2Bitmaps {
      * the header is updated, the image keeps the old directory (bitmaps in_use) and at worst leaks clusters.
      */
     synchronized void store(Host host) throws IOException {
+        if (!anyConsistent()) {
+            return; // only in_use bitmaps, kept as they are: nothing to write (QEMU's need_write is false too)
+        }
         List<long[]> allocated = new ArrayList<>(); // {offset, bytes}: freed if the store fails before the switch
         long[][] newTables = new long[list.size()][];
         long[] newTableOffsets = new long[list.size()];
