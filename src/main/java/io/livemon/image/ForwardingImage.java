@@ -140,6 +140,11 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
+    public java.util.List<BitmapInfo> bitmapInfo() throws IOException {
+        return delegate().bitmapInfo();
+    }
+
+    @Override
     public void close() throws IOException {
         delegate().close();
     }

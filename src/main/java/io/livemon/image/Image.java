@@ -4,6 +4,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * One opened disk image file (a qcow2 or raw layer) with, optionally, the image it is backed by.
@@ -155,6 +156,14 @@ public interface Image extends Closeable {
 
     /** Facts for {@code info block -v} / query-named-block-nodes: cluster size, compat, refcount bits, dirty... */
     ImageInfo info() throws IOException;
+
+    /**
+     * The persistent dirty bitmaps stored in this layer's file, as {@code qemu-img info} lists them (empty for raw
+     * images and for qcow2 images without a valid bitmaps extension).
+     */
+    default List<BitmapInfo> bitmapInfo() throws IOException {
+        return List.of();
+    }
 
     /** Closes this layer only (not its backing image); clears the dirty bit if set. */
     @Override

@@ -145,6 +145,12 @@ public final class Qcow2Image implements Image {
     private long freeHint;
     private long hostEnd;
     private boolean dirtySetByUs;
+    /**
+     * The persistent dirty bitmaps this read-write image keeps (null: none, or opened read-only). Set under the op
+     * write lock (open, reopen, close); writers read it under the op read lock and record into it.
+     */
+    private volatile Qcow2Bitmaps bitmaps;
+    private final Qcow2Bitmaps.Host bitmapHost = new BitmapHost();
 
     private Qcow2Image(Path path, String filename, boolean readOnly, Options options,
                        UnaryOperator<FileChannel> channelWrapper) throws IOException {
@@ -331,6 +337,14 @@ public final class Qcow2Image implements Image {
             rbCache = new TableCache((int) Math.max(1, this.options.refcountCacheBytes() / cs));
             hostEnd = (fileSize + cs - 1) >> clusterBits;
             freeHint = 0;
+            if (!readOnly) {
+                meta.lock();
+                try {
+                    bitmaps = loadBitmaps();
+                } finally {
+                    meta.unlock();
+                }
+            }
             // validation passed; only now may the file be modified
             if (!readOnly) {
                 meta.lock();
@@ -339,11 +353,13 @@ public final class Qcow2Image implements Image {
                         LOG.info("{}: image is dirty, rebuilding refcounts", filename);
                         rebuildRefcounts();
                         writeIncompat(incompat & ~INCOMPAT_DIRTY);
+                        if (bitmaps != null) {
+                            bitmaps.checkOwnership(bitmapHost);
+                        }
                     }
-                    if (autoclear != 0) {
-                        autoclear = 0;
-                        writeHeaderLong(88, 0);
-                        c.force(true);
+                    clearUnknownAutoclear();
+                    if (bitmaps != null) {
+                        bitmaps.markInUse(bitmapHost);
                     }
                 } finally {
                     meta.unlock();
@@ -1295,6 +1311,7 @@ public final class Qcow2Image implements Image {
             if (len == 0) {
                 return;
             }
+            recordInBitmaps(offset, len);
             RangeLock.Range r = rangeLock.lock(alignDown(offset), alignUp(offset + len), true);
             try {
                 writeLocked(offset, buf, bufOffset, len);
@@ -1407,6 +1424,7 @@ public final class Qcow2Image implements Image {
             if (len == 0) {
                 return;
             }
+            recordInBitmaps(offset, len);
             RangeLock.Range r = rangeLock.lock(alignDown(offset), alignUp(offset + len), true);
             try {
                 zeroLocked(offset, len);
@@ -1495,6 +1513,7 @@ public final class Qcow2Image implements Image {
             if (len == 0) {
                 return;
             }
+            recordInBitmaps(offset, len);
             long end = offset + len;
             RangeLock.Range r = rangeLock.lock(alignDown(offset), alignUp(end), true);
             try {
@@ -1834,6 +1853,10 @@ public final class Qcow2Image implements Image {
             if (neededL1 > MAX_L1_BYTES / 8) {
                 throw new ImageException("Failed to grow the L1 table: File too large"); // QEMU's qcow2_grow_l1_table
             }
+            Qcow2Bitmaps bm = bitmaps;
+            if (bm != null) {
+                bm.checkResize(newSize);
+            }
             meta.lock();
             try {
                 markDirty();
@@ -1848,6 +1871,9 @@ public final class Qcow2Image implements Image {
                 writeHeaderLong(24, newSize);
                 ch.force(false);
                 size = newSize;
+                if (bm != null) {
+                    bm.resize(newSize);
+                }
             } finally {
                 meta.unlock();
             }
@@ -1977,6 +2003,7 @@ public final class Qcow2Image implements Image {
                 meta.lock();
                 try {
                     ch.force(true);
+                    storeBitmaps(); // as QEMU's qcow2_reopen_bitmaps_ro: written back, in_use cleared
                     clearDirtyIfSet();
                 } finally {
                     meta.unlock();
@@ -1991,6 +2018,13 @@ public final class Qcow2Image implements Image {
                 if ((incompat & INCOMPAT_CORRUPT) != 0) {
                     throw new ImageException("qcow2: Image is corrupt; cannot be opened read/write");
                 }
+                Qcow2Bitmaps loaded;
+                meta.lock();
+                try {
+                    loaded = loadBitmaps(); // refuses before anything changes when they cannot be kept
+                } finally {
+                    meta.unlock();
+                }
                 lease.change(true);
                 FileChannel n = openChannel(path, filename, false);
                 ch.close();
@@ -1999,6 +2033,16 @@ public final class Qcow2Image implements Image {
                 readOnly = false;
                 // closing the old descriptor dropped the process's record locks on the file
                 lease.reassert();
+                meta.lock();
+                try {
+                    clearUnknownAutoclear();
+                    if (loaded != null) {
+                        loaded.markInUse(bitmapHost);
+                    }
+                    bitmaps = loaded;
+                } finally {
+                    meta.unlock();
+                }
             }
         } finally {
             opLock.writeLock().unlock();
@@ -2025,10 +2069,17 @@ public final class Qcow2Image implements Image {
                 return;
             }
             closed = true;
+            IOException bitmapError = null;
             if (!readOnly) {
                 meta.lock();
                 try {
                     ch.force(true);
+                    try {
+                        storeBitmaps();
+                    } catch (IOException e) {
+                        // the bitmaps stay in_use on disk (inconsistent, as after a crash); the image itself is fine
+                        bitmapError = e;
+                    }
                     if (dirtySetByUs) {
                         clearDirtyIfSet();
                     }
@@ -2038,6 +2089,9 @@ public final class Qcow2Image implements Image {
             }
             ch.close();
             lease.release();
+            if (bitmapError != null) {
+                throw bitmapError;
+            }
         } finally {
             opLock.writeLock().unlock();
         }
@@ -2046,6 +2100,184 @@ public final class Qcow2Image implements Image {
     @Override
     public String toString() {
         return "Qcow2Image[" + filename + "]";
+    }
+
+    // ------------------------------------------------------------------ persistent dirty bitmaps (Qcow2Bitmaps)
+
+    /**
+     * The bitmaps a read-write open must keep, read and checked without writing anything (null: none). Meta held.
+     *
+     * @throws ImageException when the image holds bitmaps livemon cannot keep (QEMU's texts, see
+     *     {@link Qcow2Bitmaps#load}), or a version 2 image holds a bitmaps extension
+     */
+    private Qcow2Bitmaps loadBitmaps() throws IOException {
+        byte[] ext = null;
+        for (Ext e : otherExts) {
+            if (e.type == Qcow2Bitmaps.EXT_MAGIC) {
+                ext = e.data;
+            }
+        }
+        if (ext == null) {
+            return null;
+        }
+        if (version < 3) {
+            throw new ImageException("Cannot open '" + filename + "' read-write: it holds persistent dirty bitmaps "
+                    + "(qcow2 bitmaps extension), which a version 2 image cannot keep valid; upgrade it with "
+                    + "'qemu-img amend -o compat=1.1'");
+        }
+        if ((autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS) == 0) {
+            return null; // a program without bitmap support wrote the image: already invalid, kept as it is
+        }
+        Qcow2Bitmaps r = Qcow2Bitmaps.load(bitmapHost, filename, cs, size, Qcow2Bitmaps.Ext.parse(ext, cs));
+        if ((incompat & INCOMPAT_DIRTY) == 0) {
+            r.checkOwnership(bitmapHost); // a dirty image is checked after its refcounts are rebuilt
+        }
+        return r;
+    }
+
+    /**
+     * The bitmap directory as it is on disk now (flags {@code in-use} while this process keeps them), as QEMU's
+     * qcow2_get_bitmap_info_list reads it; empty without a valid extension (autoclear bit 0 clear, version 2).
+     *
+     * @throws ImageException with QEMU's text when the directory is broken
+     */
+    @Override
+    public List<BitmapInfo> bitmapInfo() throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkOpen();
+            meta.lock();
+            try {
+                byte[] ext = null;
+                for (Ext e : otherExts) {
+                    if (e.type == Qcow2Bitmaps.EXT_MAGIC) {
+                        ext = e.data;
+                    }
+                }
+                if (ext == null || version < 3 || (autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS) == 0) {
+                    return List.of();
+                }
+                return Qcow2Bitmaps.describe(bitmapHost, Qcow2Bitmaps.Ext.parse(ext, cs));
+            } finally {
+                meta.unlock();
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    /** Clears the autoclear bits livemon does not know (the spec's rule for writers), keeps bit 0, bitmaps. */
+    private void clearUnknownAutoclear() throws IOException {
+        long keep = autoclear & Qcow2Bitmaps.AUTOCLEAR_BITMAPS;
+        if (version == 3 && autoclear != keep) {
+            autoclear = keep;
+            writeHeaderLong(88, keep);
+            ch.force(true);
+        }
+    }
+
+    /** Writes the bitmaps back and forgets them (close, reopen read-only). Meta held. */
+    private void storeBitmaps() throws IOException {
+        Qcow2Bitmaps bm = bitmaps;
+        if (bm != null) {
+            bm.store(bitmapHost);
+            bitmaps = null;
+        }
+    }
+
+    /** Records a guest-visible change of [offset, offset+len) in the enabled bitmaps (QEMU's bdrv_set_dirty). */
+    private void recordInBitmaps(long offset, long len) {
+        Qcow2Bitmaps bm = bitmaps;
+        if (bm != null) {
+            bm.mark(offset, len);
+        }
+    }
+
+    /** The file access and cluster allocation {@link Qcow2Bitmaps} needs; every call with meta held. */
+    private final class BitmapHost implements Qcow2Bitmaps.Host {
+        @Override
+        public byte[] read(long pos, int len) throws IOException {
+            if (pos < 0 || pos + len < 0) {
+                // a hostile 64-bit offset: FileChannel would throw an unchecked exception out of the open
+                throw new ImageException("'" + filename + "': bitmap structure at offset 0x" + Long.toHexString(pos)
+                        + " is outside the file (image is corrupt)");
+            }
+            byte[] b = new byte[len];
+            readAt(ch, b, 0, len, pos);
+            return b;
+        }
+
+        @Override
+        public void write(long pos, byte[] b) throws IOException {
+            writeAt(b, 0, b.length, pos);
+        }
+
+        @Override
+        public void sync() throws IOException {
+            ch.force(true);
+        }
+
+        @Override
+        public long allocate(long bytes) throws IOException {
+            return allocateContiguous((bytes + cs - 1) >> clusterBits);
+        }
+
+        @Override
+        public void free(long offset, long bytes) throws IOException {
+            freeClusters(offset, bytes);
+        }
+
+        @Override
+        public long refcount(long offset) throws IOException {
+            return getRefcount(offset >> clusterBits);
+        }
+
+        @Override
+        public int[] otherReferences() throws IOException {
+            // the same counting as rebuildRefcounts' step 3, without the bitmaps
+            long n = Math.max((ch.size() + cs - 1) >> clusterBits, hostEnd);
+            if (n > Integer.MAX_VALUE - 8) {
+                throw new ImageException("'" + filename + "': image too large to check its bitmaps");
+            }
+            int[] counts = new int[(int) n];
+            ref(counts, 0, cs);
+            ref(counts, l1Offset, (long) l1.length * 8);
+            ref(counts, rtOffset, (long) rtClusters * cs);
+            for (long r : rt) {
+                if ((r & REFT_OFFSET_MASK) != 0) {
+                    ref(counts, r & REFT_OFFSET_MASK, cs);
+                }
+            }
+            countL1(counts, l1);
+            if (nbSnapshots > 0) {
+                countSnapshots(counts);
+            }
+            return counts;
+        }
+
+        @Override
+        public void setAutoclearBit(boolean on) throws IOException {
+            autoclear = on ? autoclear | Qcow2Bitmaps.AUTOCLEAR_BITMAPS : autoclear & ~Qcow2Bitmaps.AUTOCLEAR_BITMAPS;
+            writeHeaderLong(88, autoclear);
+            ch.force(true);
+        }
+
+        @Override
+        public void writeExtension(byte[] data) throws IOException {
+            Ext ext = new Ext(Qcow2Bitmaps.EXT_MAGIC, data);
+            int at = -1;
+            for (int i = 0; i < otherExts.size(); i++) {
+                at = otherExts.get(i).type == Qcow2Bitmaps.EXT_MAGIC ? i : at;
+            }
+            if (at >= 0) {
+                otherExts.set(at, ext); // same place in the header as before
+            } else {
+                otherExts.add(ext);
+            }
+            autoclear |= Qcow2Bitmaps.AUTOCLEAR_BITMAPS;
+            writeHeader(buildHeader(backingFile, backingFormat));
+            ch.force(true);
+        }
     }
 
     // ------------------------------------------------------------------ refcount rebuild (meta held)
@@ -2090,6 +2322,9 @@ public final class Qcow2Image implements Image {
         countL1(counts, l1);
         if (nbSnapshots > 0) {
             countSnapshots(counts);
+        }
+        if (bitmaps != null) {
+            bitmaps.forEachReference((o, l) -> ref(counts, o, l));
         }
         // 4. write the counts
         freeHint = n;

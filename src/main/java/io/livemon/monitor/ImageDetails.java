@@ -1,9 +1,11 @@
 package io.livemon.monitor;
 
 import io.livemon.block.BlockNode;
+import io.livemon.image.BitmapInfo;
 import io.livemon.image.ImageInfo;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.util.List;
 
 /** The {@code Images:} part of {@code info block -v}: a qemu-img-info-like block for each image of the chain. */
 final class ImageDetails {
@@ -40,10 +42,35 @@ final class ImageDetails {
                 out.println("    compat: " + info.compat());
                 out.println("    compression type: zlib");
                 out.println("    lazy refcounts: " + info.lazyRefcounts());
+                printBitmaps(out, n);
                 out.println("    refcount bits: " + info.refcountBits());
                 out.println("    corrupt: " + info.corrupt());
                 out.println("    extended l2: false");
             }
+        }
+    }
+
+    /** The {@code bitmaps:} list of qemu-img info's human output (nothing when the image has none). */
+    private static void printBitmaps(PrintStream out, BlockNode n) {
+        List<BitmapInfo> bitmaps;
+        try {
+            bitmaps = n.image().bitmapInfo();
+        } catch (IOException e) {
+            return; // QEMU leaves out the whole format-specific part then; the rest of it is still worth showing
+        }
+        if (bitmaps.isEmpty()) {
+            return;
+        }
+        out.println("    bitmaps:");
+        for (int i = 0; i < bitmaps.size(); i++) {
+            BitmapInfo b = bitmaps.get(i);
+            out.println("        [" + i + "]:");
+            out.println("            flags:");
+            for (int k = 0; k < b.flags().size(); k++) {
+                out.println("                [" + k + "]: " + b.flags().get(k));
+            }
+            out.println("            name: " + b.name());
+            out.println("            granularity: " + b.granularity());
         }
     }
 }

@@ -157,10 +157,28 @@ final class QmpShapes {
             data.put("lazy-refcounts", info.lazyRefcounts());
             data.put("corrupt", info.corrupt());
             data.put("refcount-bits", (long) info.refcountBits());
+            List<Object> bitmaps = bitmapInfo(img);
+            if (!bitmaps.isEmpty()) {
+                data.put("bitmaps", bitmaps);
+            }
             data.put("compression-type", "zlib");
             m.put("format-specific", Json.obj("type", "qcow2", "data", data));
         }
         return m;
+    }
+
+    /** The format-specific {@code bitmaps} list (QEMU's Qcow2BitmapInfo); empty when unreadable or none. */
+    private static List<Object> bitmapInfo(Image img) {
+        List<Object> r = new ArrayList<>();
+        try {
+            for (io.livemon.image.BitmapInfo b : img.bitmapInfo()) {
+                r.add(Json.obj("flags", new ArrayList<Object>(b.flags()), "name", b.name(),
+                        "granularity", b.granularity()));
+            }
+        } catch (IOException e) {
+            return List.of();
+        }
+        return r;
     }
 
     /** ImageInfo of a protocol ("file") node: the host file itself. */
