@@ -1477,6 +1477,161 @@ public final class Qcow2Image implements Image {
         }
     }
 
+    // ------------------------------------------------------------------ compressed writes
+
+    /**
+     * Where the next compressed cluster's bytes go (QEMU's s->free_byte_offset): inside a host cluster that earlier
+     * compressed clusters filled partly, or 0 when there is none. Not stored in the file: after a reopen, compressed
+     * data start in a fresh cluster, as in QEMU. Guarded by meta.
+     */
+    private long freeByteOffset;
+    /**
+     * The refcount the cluster holding {@link #freeByteOffset} had right after our last allocation in it. Any other
+     * value means something else changed that cluster since (a compressed cluster in it was freed, it was freed and
+     * reused), so new bytes must not go there. Guarded by meta.
+     */
+    private long freeByteRefs;
+
+    @Override
+    public boolean supportsCompressedWrites() {
+        return true;
+    }
+
+    /**
+     * Writes whole clusters compressed, as QEMU's qcow2_co_pwritev_compressed_part does: each cluster is deflated
+     * alone (a short last cluster padded with zeroes), packed byte-granular after the previous compressed cluster
+     * (block/qcow2-refcount.c qcow2_alloc_bytes), and the refcount of every host cluster it touches goes up by one.
+     * A cluster that does not shrink below the cluster size is written as a normal cluster.
+     *
+     * @throws ImageException {@code Invalid argument} for an unaligned request; {@code Input/output error} when a
+     *                        cluster is already allocated in this layer (QEMU's compressed writes never overwrite)
+     */
+    @Override
+    public void writeCompressed(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkOpen();
+            checkWritable();
+            checkRange(offset, len);
+            if ((offset & (cs - 1)) != 0 || ((len & (cs - 1)) != 0 && offset + len != size)) {
+                throw new ImageException("Invalid argument");
+            }
+            if (len == 0) {
+                return;
+            }
+            RangeLock.Range r = rangeLock.lock(offset, alignUp(offset + len), true);
+            try {
+                for (long p = offset; p < offset + len; p += cs) {
+                    int n = (int) Math.min(cs, offset + len - p);
+                    writeCompressedCluster(p, buf, bufOffset + (int) (p - offset), n);
+                }
+            } finally {
+                rangeLock.unlock(r);
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    /** One cluster of {@link #writeCompressed}; the caller holds the range lock. */
+    private void writeCompressedCluster(long guest, byte[] buf, int off, int n) throws IOException {
+        byte[] packed;
+        if (n < cs) {
+            byte[] padded = new byte[(int) cs];
+            System.arraycopy(buf, off, padded, 0, n);
+            packed = Qcow2CompressedWriter.deflate(padded, 0, padded.length, (int) cs - 1);
+        } else {
+            packed = Qcow2CompressedWriter.deflate(buf, off, n, (int) cs - 1);
+        }
+        long gc = guest >>> clusterBits;
+        long host;
+        meta.lock();
+        try {
+            long old = l2Entry(gc);
+            if ((old & OFFSET_MASK) != 0) {
+                throw new ImageException("Input/output error");
+            }
+            if (packed == null) {
+                host = -1;
+            } else {
+                markDirty();
+                ensureL2Writable(gc);
+                host = allocateBytes(packed.length);
+            }
+        } finally {
+            meta.unlock();
+        }
+        if (packed == null) {
+            writeLocked(guest, buf, off, n);
+            return;
+        }
+        try {
+            writeAt(packed, 0, packed.length, host);
+        } catch (IOException | RuntimeException ex) {
+            meta.lock();
+            try {
+                freeClusters(host, packed.length);
+            } catch (IOException ignored) {
+                // the bytes leak
+            } finally {
+                meta.unlock();
+            }
+            throw ex;
+        }
+        meta.lock();
+        try {
+            syncMeta(); // the data before the L2 entry that points at it
+            long sectors = ((host + packed.length - 1) >> 9) - (host >> 9);
+            setL2(gc, OFLAG_COMPRESSED | (sectors << csizeShift) | host);
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /**
+     * Allocates {@code n} bytes (1..cluster size) for compressed data, as QEMU's qcow2_alloc_bytes: right after the
+     * previous compressed data when they fit in its host cluster (or run on into the next cluster when that one is
+     * the next free cluster), else at the start of a new cluster. Increments the refcount of every cluster the bytes
+     * touch. Caller holds meta.
+     */
+    private long allocateBytes(int n) throws IOException {
+        long off = freeByteOffset;
+        if (off != 0) {
+            long rc = getRefcount(off >> clusterBits);
+            if (rc != freeByteRefs || rc >= refcountMax) {
+                off = 0;
+            }
+        }
+        long room = off == 0 ? 0 : cs - (off & (cs - 1));
+        if (off == 0 || room < n) {
+            long c;
+            while (true) {
+                c = findFree(freeHint, 1);
+                ensureRefblockFor(c);
+                if (getRefcount(c) == 0) {
+                    break;
+                }
+            }
+            freeHint = c + 1;
+            hostEnd = Math.max(hostEnd, c + 1);
+            if (off == 0 || alignUp(off) != c << clusterBits) {
+                off = c << clusterBits;
+            }
+        }
+        long first = off >> clusterBits;
+        long last = (off + n - 1) >> clusterBits;
+        for (long c = first; c <= last; c++) {
+            updateRefcount(c, 1);
+        }
+        freeByteOffset = off + n;
+        if ((freeByteOffset & (cs - 1)) == 0) {
+            freeByteOffset = 0;
+        } else {
+            freeByteRefs = getRefcount(freeByteOffset >> clusterBits);
+        }
+        return off;
+    }
+
     @Override
     public void discard(long offset, long len) throws IOException {
         opLock.readLock().lock();
