@@ -51,10 +51,12 @@ public final class BackupJob extends Job {
     /** Released once the start sequence (running, paused, running) has been announced. */
     private final CountDownLatch started = new CountDownLatch(1);
 
-    /** Guards {@link #done}, {@link #finished} and every copy to the target. */
+    /** Guards {@link #done}, {@link #finished}, {@link #reading} and every copy to the target. */
     private final ReentrantLock copyLock = new ReentrantLock();
     /** Clusters whose point-in-time content is in the target (or that need no copy). */
     private final BitSet done = new BitSet();
+    /** Whether the request that failed last was a source read (else a target write), for BLOCK_JOB_ERROR. */
+    private boolean reading;
     private boolean finished;
 
     private final WriteListener cbw = new WriteListener() {
@@ -130,7 +132,7 @@ public final class BackupJob extends Job {
             targetNode = graph.addNode(target, null);
             targetNode.setBacking(backing);
             BackupJob job = new BackupJob(graph, id, device, source, targetNode, sync, cs, r);
-            job.setLen(job.size);
+            job.setLen(job.alignedLen()); // QEMU counts progress in whole job clusters
             job.blocked.add(source);
             job.blocked.add(targetNode);
             graph.startJobBehindFilter(job, device, source, "copy-before-write", job.cbw);
@@ -184,7 +186,7 @@ public final class BackupJob extends Job {
                 int to = dirtyRunEnd(c, last + 1);
                 Task t = copyTask(c, to, buf);
                 int end = endCluster(t.end());
-                addOffset(t.end() - c * clusterSize);
+                addOffset((long) (end - c) * clusterSize);
                 c = end;
             }
         } finally {
@@ -280,6 +282,7 @@ public final class BackupJob extends Job {
         long end = Math.min(size, to * clusterSize);
         Image target = targetNode.image();
         boolean writeZeroes = reuse || !target.format().equals("raw");
+        reading = true;
         Run run = status(pos, end - pos);
         long n = Math.min(run.length(), end - pos);
         long data = 0;
@@ -287,12 +290,14 @@ public final class BackupJob extends Job {
             case SKIP -> { }
             case ZERO -> {
                 if (writeZeroes) {
+                    reading = false;
                     target.writeZeroes(pos, n);
                 }
             }
             case DATA -> {
                 n = Math.min(n, chunkBytes());
                 source.image().read(pos, buf, 0, (int) n);
+                reading = false;
                 if (isZero(buf, (int) n)) {
                     if (writeZeroes) {
                         target.writeZeroes(pos, n);
@@ -345,7 +350,7 @@ public final class BackupJob extends Job {
                 try {
                     t = copyTask(from, to, buf);
                 } catch (IOException e) {
-                    ErrorAction action = ioError(e, true);
+                    ErrorAction action = ioError(e, reading);
                     if (action == ErrorAction.REPORT) {
                         throw e;
                     }
@@ -358,13 +363,18 @@ public final class BackupJob extends Job {
             } finally {
                 copyLock.unlock();
             }
-            addOffset(t.end() - from * clusterSize);
             c = endCluster(t.end());
+            addOffset((long) (c - from) * clusterSize);
             if (t.data() > 0) {
                 rateLimit(t.data());
             }
         }
-        setOffset(size);
+        setOffset(alignedLen());
+    }
+
+    /** The job's length as QEMU reports it: the size rounded up to whole job clusters. */
+    private long alignedLen() {
+        return (long) clusters() * clusterSize;
     }
 
     @Override
