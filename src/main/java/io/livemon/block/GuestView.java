@@ -49,6 +49,11 @@ public final class GuestView extends ForwardingImage {
     }
 
     @Override
+    public void writeCompressed(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        node.writeCompressed(offset, buf, bufOffset, len);
+    }
+
+    @Override
     public void discard(long offset, long len) throws IOException {
         node.discard(offset, len);
     }
