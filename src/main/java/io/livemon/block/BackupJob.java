@@ -194,9 +194,13 @@ public final class BackupJob extends Job {
         }
     }
 
-    /** The largest data task: one cluster when compressing, else QEMU's 1 MiB copy buffer (BLOCK_COPY_MAX_BUFFER). */
+    /**
+     * The most data one task reads: QEMU's 1 MiB copy buffer (BLOCK_COPY_MAX_BUFFER), at least a cluster. With
+     * {@code compress} QEMU's tasks are one cluster each; livemon reads up to this much at once and then treats each
+     * cluster on its own, which leaves the same result on disk.
+     */
     private long chunkBytes() {
-        return compress ? clusterSize : Math.max(clusterSize, MAX_REQUEST);
+        return Math.max(clusterSize, MAX_REQUEST);
     }
 
     /** End (exclusive) of the run of not-yet-copied clusters from {@code from}, at most one request, before limit. */
@@ -298,14 +302,26 @@ public final class BackupJob extends Job {
                 n = Math.min(n, chunkBytes());
                 source.image().read(pos, buf, 0, (int) n);
                 reading = false;
-                if (isZero(buf, (int) n)) {
-                    if (writeZeroes) {
-                        target.writeZeroes(pos, n);
+                // QEMU's unit of zero detection is its task: one cluster when compressing, else the whole read
+                long unit = compress ? clusterSize : n;
+                long p = 0;
+                while (p < n) {
+                    long k = Math.min(unit, n - p);
+                    boolean zero = isZero(buf, (int) p, (int) k);
+                    long q = p + k;
+                    while (q < n && isZero(buf, (int) q, (int) Math.min(unit, n - q)) == zero) {
+                        q += Math.min(unit, n - q);
                     }
-                } else if (compress) {
-                    target.writeCompressed(pos, buf, 0, (int) n);
-                } else {
-                    target.write(pos, buf, 0, (int) n);
+                    if (zero) {
+                        if (writeZeroes) {
+                            target.writeZeroes(pos + p, q - p);
+                        }
+                    } else if (compress) {
+                        target.writeCompressed(pos + p, buf, (int) p, (int) (q - p));
+                    } else {
+                        target.write(pos + p, buf, (int) p, (int) (q - p));
+                    }
+                    p = q;
                 }
                 data = n;
             }
@@ -315,9 +331,9 @@ public final class BackupJob extends Job {
         return new Task(taskEnd, data);
     }
 
-    /** Whether buf[0, len) is all zero bytes (QEMU's buffer_is_zero). */
-    private static boolean isZero(byte[] buf, int len) {
-        for (int i = 0; i < len; i++) {
+    /** Whether buf[off, off+len) is all zero bytes (QEMU's buffer_is_zero). */
+    private static boolean isZero(byte[] buf, int off, int len) {
+        for (int i = off; i < off + len; i++) {
             if (buf[i] != 0) {
                 return false;
             }

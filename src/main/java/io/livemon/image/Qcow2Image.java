@@ -1521,10 +1521,7 @@ public final class Qcow2Image implements Image {
             }
             RangeLock.Range r = rangeLock.lock(offset, alignUp(offset + len), true);
             try {
-                for (long p = offset; p < offset + len; p += cs) {
-                    int n = (int) Math.min(cs, offset + len - p);
-                    writeCompressedCluster(p, buf, bufOffset + (int) (p - offset), n);
-                }
+                writeCompressedLocked(offset, buf, bufOffset, len);
             } finally {
                 rangeLock.unlock(r);
             }
@@ -1533,56 +1530,82 @@ public final class Qcow2Image implements Image {
         }
     }
 
-    /** One cluster of {@link #writeCompressed}; the caller holds the range lock. */
-    private void writeCompressedCluster(long guest, byte[] buf, int off, int n) throws IOException {
-        byte[] packed;
-        if (n < cs) {
-            byte[] padded = new byte[(int) cs];
-            System.arraycopy(buf, off, padded, 0, n);
-            packed = Qcow2CompressedWriter.deflate(padded, 0, padded.length, (int) cs - 1);
-        } else {
-            packed = Qcow2CompressedWriter.deflate(buf, off, n, (int) cs - 1);
-        }
-        long gc = guest >>> clusterBits;
-        long host;
-        meta.lock();
+    /** A compressed cluster whose data are written and whose L2 entry is not yet set. */
+    private record Packed(long gc, long entry) {
+    }
+
+    /**
+     * The clusters of {@link #writeCompressed} in order; the caller holds the range lock. The data of a run of
+     * compressed clusters share one sync before their L2 entries are set. A failing cluster fails the request; the
+     * clusters before it are written (QEMU writes each cluster as a task of its own).
+     */
+    private void writeCompressedLocked(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        List<Packed> pending = new ArrayList<>();
         try {
-            long old = l2Entry(gc);
-            if ((old & OFFSET_MASK) != 0) {
-                throw new ImageException("Input/output error");
-            }
-            if (packed == null) {
-                host = -1;
-            } else {
-                markDirty();
-                ensureL2Writable(gc);
-                host = allocateBytes(packed.length);
+            for (long guest = offset; guest < offset + len; guest += cs) {
+                int off = bufOffset + (int) (guest - offset);
+                int n = (int) Math.min(cs, offset + len - guest);
+                byte[] packed;
+                if (n < cs) {
+                    byte[] padded = new byte[(int) cs];
+                    System.arraycopy(buf, off, padded, 0, n);
+                    packed = Qcow2CompressedWriter.deflate(padded, 0, padded.length, (int) cs - 1);
+                } else {
+                    packed = Qcow2CompressedWriter.deflate(buf, off, n, (int) cs - 1);
+                }
+                long gc = guest >>> clusterBits;
+                long host = -1;
+                meta.lock();
+                try {
+                    if ((l2Entry(gc) & OFFSET_MASK) != 0) {
+                        throw new ImageException("Input/output error");
+                    }
+                    if (packed != null) {
+                        markDirty();
+                        ensureL2Writable(gc);
+                        host = allocateBytes(packed.length);
+                    }
+                } finally {
+                    meta.unlock();
+                }
+                if (packed == null) {
+                    setPending(pending);
+                    writeLocked(guest, buf, off, n);
+                    continue;
+                }
+                try {
+                    writeAt(packed, 0, packed.length, host);
+                } catch (IOException | RuntimeException ex) {
+                    meta.lock();
+                    try {
+                        freeClusters(host, packed.length);
+                    } catch (IOException ignored) {
+                        // the bytes leak
+                    } finally {
+                        meta.unlock();
+                    }
+                    throw ex;
+                }
+                long sectors = ((host + packed.length - 1) >> 9) - (host >> 9);
+                pending.add(new Packed(gc, OFLAG_COMPRESSED | (sectors << csizeShift) | host));
             }
         } finally {
-            meta.unlock();
+            setPending(pending);
         }
-        if (packed == null) {
-            writeLocked(guest, buf, off, n);
+    }
+
+    /** Points the L2 entries of written compressed clusters at their data (the data synced first), and forgets them. */
+    private void setPending(List<Packed> pending) throws IOException {
+        if (pending.isEmpty()) {
             return;
-        }
-        try {
-            writeAt(packed, 0, packed.length, host);
-        } catch (IOException | RuntimeException ex) {
-            meta.lock();
-            try {
-                freeClusters(host, packed.length);
-            } catch (IOException ignored) {
-                // the bytes leak
-            } finally {
-                meta.unlock();
-            }
-            throw ex;
         }
         meta.lock();
         try {
-            syncMeta(); // the data before the L2 entry that points at it
-            long sectors = ((host + packed.length - 1) >> 9) - (host >> 9);
-            setL2(gc, OFLAG_COMPRESSED | (sectors << csizeShift) | host);
+            syncMeta();
+            for (Packed p : pending) {
+                setL2(p.gc(), p.entry());
+            }
+            pending.clear();
         } finally {
             meta.unlock();
         }
