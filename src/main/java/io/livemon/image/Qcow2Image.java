@@ -1540,19 +1540,26 @@ public final class Qcow2Image implements Image {
      * clusters before it are written (QEMU writes each cluster as a task of its own).
      */
     private void writeCompressedLocked(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        // deflate every cluster first, on all cores (QEMU compresses in a thread pool too); allocation stays in order
+        int clusters = (int) ((len + cs - 1) >>> clusterBits);
+        byte[][] deflated = new byte[clusters][];
+        java.util.stream.IntStream.range(0, clusters).parallel().forEach(i -> {
+            int off = bufOffset + (int) ((long) i << clusterBits);
+            int n = (int) Math.min(cs, len - ((long) i << clusterBits));
+            if (n < cs) {
+                byte[] padded = new byte[(int) cs];
+                System.arraycopy(buf, off, padded, 0, n);
+                deflated[i] = Qcow2CompressedWriter.deflate(padded, 0, padded.length, (int) cs - 1);
+            } else {
+                deflated[i] = Qcow2CompressedWriter.deflate(buf, off, n, (int) cs - 1);
+            }
+        });
         List<Packed> pending = new ArrayList<>();
         try {
             for (long guest = offset; guest < offset + len; guest += cs) {
                 int off = bufOffset + (int) (guest - offset);
                 int n = (int) Math.min(cs, offset + len - guest);
-                byte[] packed;
-                if (n < cs) {
-                    byte[] padded = new byte[(int) cs];
-                    System.arraycopy(buf, off, padded, 0, n);
-                    packed = Qcow2CompressedWriter.deflate(padded, 0, padded.length, (int) cs - 1);
-                } else {
-                    packed = Qcow2CompressedWriter.deflate(buf, off, n, (int) cs - 1);
-                }
+                byte[] packed = deflated[(int) ((guest - offset) >>> clusterBits)];
                 long gc = guest >>> clusterBits;
                 long host = -1;
                 meta.lock();
