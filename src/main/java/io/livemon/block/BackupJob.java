@@ -25,6 +25,8 @@ import java.util.function.Consumer;
 public final class BackupJob extends Job {
     /** Largest unit of work between pause points. */
     static final long MAX_REQUEST = 1 << 20;
+    /** Largest run of zeroes (or of skipped clusters) one task handles: many clusters' entries in one L2 write. */
+    static final long MAX_ZERO_TASK = 64L << 20;
 
     /** The arguments of drive-backup / drive_backup. */
     public record Request(String jobId, String device, String target, String format, String sync, boolean reuse,
@@ -203,9 +205,12 @@ public final class BackupJob extends Job {
         return Math.max(clusterSize, MAX_REQUEST);
     }
 
-    /** End (exclusive) of the run of not-yet-copied clusters from {@code from}, at most one request, before limit. */
+    /**
+     * End (exclusive) of the run of not-yet-copied clusters from {@code from}, before limit, at most
+     * {@link #MAX_ZERO_TASK}: data tasks are cut to {@link #chunkBytes()} anyway, runs of zeroes go in bigger steps.
+     */
     private int dirtyRunEnd(int from, int limit) {
-        int perRequest = (int) Math.max(1, MAX_REQUEST / clusterSize);
+        int perRequest = (int) Math.max(1, MAX_ZERO_TASK / clusterSize);
         int to = from + 1;
         while (to < limit && to - from < perRequest && !done.get(to)) {
             to++;

@@ -1436,6 +1436,10 @@ public final class Qcow2Image implements Image {
     }
 
     private void zeroClusters(long gc0, long n) throws IOException {
+        if (version == 3) {
+            zeroClustersV3(gc0, n);
+            return;
+        }
         byte[] zeros = null;
         for (long gc = gc0; gc < gc0 + n; gc++) {
             long guest = gc << clusterBits;
@@ -1474,6 +1478,50 @@ public final class Qcow2Image implements Image {
                 }
                 writeLocked(guest, zeros, 0, (int) Math.min(cs, size - guest));
             }
+        }
+    }
+
+    /**
+     * Makes guest clusters [gc0, gc0+n) zero clusters (version 3), one L2 table at a time: the changed entries of a
+     * table go to the file in one write, then the clusters they pointed to are freed. A backup of a large empty disk
+     * writes a zero entry for every cluster, as QEMU does; entry by entry that took one system call per cluster.
+     */
+    private void zeroClustersV3(long gc0, long n) throws IOException {
+        long perTable = 1L << l2Bits;
+        long gc = gc0;
+        long end = gc0 + n;
+        while (gc < end) {
+            long tableEnd = Math.min(end, (gc / perTable + 1) * perTable);
+            meta.lock();
+            try {
+                markDirty();
+                ensureL2Writable(gc);
+                long l2off = l1[(int) (gc >>> l2Bits)] & OFFSET_MASK;
+                byte[] t = l2(l2off);
+                ByteBuffer tb = ByteBuffer.wrap(t);
+                List<Long> old = new ArrayList<>();
+                int lo = Integer.MAX_VALUE;
+                int hi = 0;
+                for (long g = gc; g < tableEnd; g++) {
+                    int at = (int) (g & (perTable - 1)) * 8;
+                    long e = tb.getLong(at);
+                    if (e != OFLAG_ZERO) {
+                        tb.putLong(at, OFLAG_ZERO);
+                        old.add(e);
+                        lo = Math.min(lo, at);
+                        hi = at + 8;
+                    }
+                }
+                if (!old.isEmpty()) {
+                    writeAt(t, lo, hi - lo, l2off + lo);
+                    for (long e : old) {
+                        freeEntry(e);
+                    }
+                }
+            } finally {
+                meta.unlock();
+            }
+            gc = tableEnd;
         }
     }
 
