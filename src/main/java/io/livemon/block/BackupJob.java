@@ -53,12 +53,14 @@ public final class BackupJob extends Job {
     /** Released once the start sequence (running, paused, running) has been announced. */
     private final CountDownLatch started = new CountDownLatch(1);
 
-    /** Guards {@link #done}, {@link #finished}, {@link #reading} and every copy to the target. */
+    /** Guards {@link #done}, {@link #finished}, {@link #reading}, {@link #cbwBuf} and every copy to the target. */
     private final ReentrantLock copyLock = new ReentrantLock();
     /** Clusters whose point-in-time content is in the target (or that need no copy). */
     private final BitSet done = new BitSet();
     /** Whether the request that failed last was a source read (else a target write), for BLOCK_JOB_ERROR. */
     private boolean reading;
+    /** The copy buffer of copy-before-write requests, made on first use. Guarded by copyLock. */
+    private byte[] cbwBuf;
     private boolean finished;
 
     private final WriteListener cbw = new WriteListener() {
@@ -175,18 +177,17 @@ public final class BackupJob extends Job {
         }
         int first = (int) (offset / clusterSize);
         int last = (int) ((Math.min(size, offset + len) - 1) / clusterSize);
-        byte[] buf = null;
         copyLock.lock();
         try {
             if (finished) {
                 return;
             }
             for (int c = done.nextClearBit(first); c <= last; c = done.nextClearBit(c)) {
-                if (buf == null) {
-                    buf = new byte[(int) chunkBytes()];
+                if (cbwBuf == null) {
+                    cbwBuf = new byte[(int) chunkBytes()];
                 }
                 int to = dirtyRunEnd(c, last + 1);
-                Task t = copyTask(c, to, buf);
+                Task t = copyTask(c, to, cbwBuf);
                 int end = endCluster(t.end());
                 addOffset((long) (end - c) * clusterSize);
                 c = end;
