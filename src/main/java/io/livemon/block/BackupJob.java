@@ -1,6 +1,6 @@
 package io.livemon.block;
 
-import io.livemon.image.Allocation;
+import io.livemon.image.BlockStatus;
 import io.livemon.image.Image;
 import io.livemon.image.ImageInfo;
 import java.io.IOException;
@@ -17,12 +17,16 @@ import java.util.function.Consumer;
  * job copies the rest in the background. One lock covers "is this cluster done? copy it, mark it done", so a guest
  * write can never land on a cluster between the check and the copy. The drive keeps its image.
  *
- * <p>{@code compress} is accepted and reported, but the image engine has no compressed-cluster writer: clusters are
- * written uncompressed.
+ * <p>What reaches the target follows QEMU 7.2's block-copy (block/block-copy.c): the work goes in tasks that each
+ * cover one block-status run of the source, at most 1 MiB (one cluster with {@code compress}); runs that read as
+ * zeroes by block status, and data tasks that turn out all zero, are written as zeroes (zero clusters in a qcow2
+ * target), other data is written as is or, with {@code compress}, as compressed clusters.
  */
 public final class BackupJob extends Job {
     /** Largest unit of work between pause points. */
     static final long MAX_REQUEST = 1 << 20;
+    /** Largest run of zeroes (or of skipped clusters) one task handles: many clusters' entries in one L2 write. */
+    static final long MAX_ZERO_TASK = 64L << 20;
 
     /** The arguments of drive-backup / drive_backup. */
     public record Request(String jobId, String device, String target, String format, String sync, boolean reuse,
@@ -49,10 +53,14 @@ public final class BackupJob extends Job {
     /** Released once the start sequence (running, paused, running) has been announced. */
     private final CountDownLatch started = new CountDownLatch(1);
 
-    /** Guards {@link #done}, {@link #finished} and every copy to the target. */
+    /** Guards {@link #done}, {@link #finished}, {@link #reading}, {@link #cbwBuf} and every copy to the target. */
     private final ReentrantLock copyLock = new ReentrantLock();
     /** Clusters whose point-in-time content is in the target (or that need no copy). */
     private final BitSet done = new BitSet();
+    /** Whether the request that failed last was a source read (else a target write), for BLOCK_JOB_ERROR. */
+    private boolean reading;
+    /** The copy buffer of copy-before-write requests, made on first use. Guarded by copyLock. */
+    private byte[] cbwBuf;
     private boolean finished;
 
     private final WriteListener cbw = new WriteListener() {
@@ -109,7 +117,7 @@ public final class BackupJob extends Job {
             if (r.speed() < 0) {
                 throw new BlockException("Parameter 'speed' expects a non-negative value");
             }
-            if (r.compress() && target.format().equals("raw")) {
+            if (r.compress() && !target.supportsCompressedWrites()) {
                 throw new BlockException("Compression is not supported for this drive ");
             }
             if (target.size() != source.size()) {
@@ -128,7 +136,7 @@ public final class BackupJob extends Job {
             targetNode = graph.addNode(target, null);
             targetNode.setBacking(backing);
             BackupJob job = new BackupJob(graph, id, device, source, targetNode, sync, cs, r);
-            job.setLen(job.size);
+            job.setLen(job.alignedLen()); // QEMU counts progress in whole job clusters
             job.blocked.add(source);
             job.blocked.add(targetNode);
             graph.startJobBehindFilter(job, device, source, "copy-before-write", job.cbw);
@@ -151,7 +159,7 @@ public final class BackupJob extends Job {
         return blocked;
     }
 
-    /** Whether compressed writes were asked for (they are written uncompressed, see the class comment). */
+    /** Whether the job writes compressed clusters (drive-backup's {@code compress}, HMP {@code -c}). */
     public boolean compress() {
         return compress;
     }
@@ -169,17 +177,20 @@ public final class BackupJob extends Job {
         }
         int first = (int) (offset / clusterSize);
         int last = (int) ((Math.min(size, offset + len) - 1) / clusterSize);
-        byte[] buf = null;
         copyLock.lock();
         try {
             if (finished) {
                 return;
             }
-            for (int c = done.nextClearBit(first); c <= last; c = done.nextClearBit(c + 1)) {
-                if (buf == null) {
-                    buf = new byte[(int) clusterSize];
+            for (int c = done.nextClearBit(first); c <= last; c = done.nextClearBit(c)) {
+                if (cbwBuf == null) {
+                    cbwBuf = new byte[(int) chunkBytes()];
                 }
-                copyClusters(c, c + 1, buf, true);
+                int to = dirtyRunEnd(c, last + 1);
+                Task t = copyTask(c, to, cbwBuf);
+                int end = endCluster(t.end());
+                addOffset((long) (end - c) * clusterSize);
+                c = end;
             }
         } finally {
             copyLock.unlock();
@@ -187,53 +198,160 @@ public final class BackupJob extends Job {
     }
 
     /**
-     * Copies clusters [from, to) that are not done yet, as the sync mode wants, and marks them done. Caller holds
-     * copyLock. Returns the bytes written to the target.
+     * The most data one task reads: QEMU's 1 MiB copy buffer (BLOCK_COPY_MAX_BUFFER), at least a cluster. With
+     * {@code compress} QEMU's tasks are one cluster each; livemon reads up to this much at once and then treats each
+     * cluster on its own, which leaves the same result on disk.
      */
-    private long copyClusters(int from, int to, byte[] buf, boolean beforeGuestWrite) throws IOException {
-        long start = from * clusterSize;
+    private long chunkBytes() {
+        return Math.max(clusterSize, MAX_REQUEST);
+    }
+
+    /**
+     * End (exclusive) of the run of not-yet-copied clusters from {@code from}, before limit, at most
+     * {@link #MAX_ZERO_TASK}: data tasks are cut to {@link #chunkBytes()} anyway, runs of zeroes go in bigger steps.
+     */
+    private int dirtyRunEnd(int from, int limit) {
+        int perRequest = (int) Math.max(1, MAX_ZERO_TASK / clusterSize);
+        int to = from + 1;
+        while (to < limit && to - from < perRequest && !done.get(to)) {
+            to++;
+        }
+        return to;
+    }
+
+    private int endCluster(long endByte) {
+        return (int) ((endByte + clusterSize - 1) / clusterSize);
+    }
+
+    /** What one task did: the byte where it stopped (cluster-aligned or the image end), the data bytes it copied. */
+    private record Task(long end, long data) {
+    }
+
+    /** How block-copy treats a run of the source (block/block-copy.c). */
+    private enum RunKind {
+        /** Allocated data: read and written (or written as zeroes when it reads as all zeroes). */
+        DATA,
+        /** Reads as zeroes by block status: the target gets zeroes (zero clusters) without reading. */
+        ZERO,
+        /** Not allocated above the base of sync=top: left alone. */
+        SKIP
+    }
+
+    private record Run(RunKind kind, long length) {
+    }
+
+    /**
+     * The source's block status at {@code pos} (at most maxLen bytes) as QEMU's block_copy_block_status sees it:
+     * the whole chain, or the layers above the backing file for sync=top. Lengths are cut down to whole job
+     * clusters (except at the image end); a run shorter than one cluster is copied as one cluster of data.
+     */
+    private Run status(long pos, long maxLen) throws IOException {
+        Image base = sync == JobTarget.Sync.TOP ? source.backing().image() : null;
+        Image img = source.image();
+        long n = maxLen;
+        RunKind kind;
+        while (true) {
+            if (img == null) {
+                kind = RunKind.ZERO; // below the bottom layer everything reads as zeroes
+                break;
+            }
+            if (img == base) {
+                kind = RunKind.SKIP;
+                break;
+            }
+            BlockStatus st = img.blockStatus(pos, n);
+            if (st.length() <= 0) {
+                kind = RunKind.ZERO; // past the end of a shorter backing file
+                break;
+            }
+            n = Math.min(n, st.length());
+            if (st.allocated()) {
+                kind = st.kind() == BlockStatus.Kind.ZERO ? RunKind.ZERO : RunKind.DATA;
+                break;
+            }
+            img = img.backing();
+        }
+        if (pos + n < size) {
+            n = n / clusterSize * clusterSize;
+            if (n == 0) {
+                return new Run(RunKind.DATA, Math.min(clusterSize, size - pos));
+            }
+        }
+        return new Run(kind, n);
+    }
+
+    /**
+     * One block-copy task from cluster {@code from} within the not-yet-copied clusters [from, to): the status run
+     * that starts there, at most {@link #chunkBytes()} of data. Data that reads as all zeroes is written as zeroes,
+     * as QEMU 7.2's backup does (a task of zeroes becomes zero clusters in a qcow2 target); other data is written
+     * compressed when asked. A freshly created raw target already reads as zeroes, so it gets no zero writes. Marks
+     * the clusters done. Caller holds copyLock.
+     */
+    private Task copyTask(int from, int to, byte[] buf) throws IOException {
+        long pos = from * clusterSize;
         long end = Math.min(size, to * clusterSize);
-        Image src = source.image();
         Image target = targetNode.image();
-        long written = 0;
-        long pos = start;
-        while (pos < end) {
-            long n;
-            boolean copy;
-            if (sync == JobTarget.Sync.NONE) {
-                n = end - pos; // the target is backed by the live source: every old byte must be preserved
-                copy = true;
-            } else {
-                Image base = sync == JobTarget.Sync.TOP ? source.backing().image() : null;
-                Allocation a = src.isAllocatedAbove(pos, end - pos, base);
-                n = Math.max(1, Math.min(a.length(), end - pos));
-                copy = a.allocated();
-            }
-            if (copy) {
-                for (long p = pos; p < pos + n; p += buf.length) {
-                    int k = (int) Math.min(buf.length, pos + n - p);
-                    src.read(p, buf, 0, k);
-                    target.write(p, buf, 0, k);
+        boolean writeZeroes = reuse || !target.format().equals("raw");
+        reading = true;
+        Run run = status(pos, end - pos);
+        long n = Math.min(run.length(), end - pos);
+        long data = 0;
+        switch (run.kind()) {
+            case SKIP -> { }
+            case ZERO -> {
+                if (writeZeroes) {
+                    reading = false;
+                    target.writeZeroes(pos, n);
                 }
-                written += n;
-            } else if (reuse && sync == JobTarget.Sync.FULL) {
-                target.writeZeroes(pos, n);
             }
-            pos += n;
+            case DATA -> {
+                n = Math.min(n, chunkBytes());
+                source.image().read(pos, buf, 0, (int) n);
+                reading = false;
+                // QEMU's unit of zero detection is its task: one cluster when compressing, else the whole read
+                long unit = compress ? clusterSize : n;
+                long p = 0;
+                while (p < n) {
+                    long k = Math.min(unit, n - p);
+                    boolean zero = isZero(buf, (int) p, (int) k);
+                    long q = p + k;
+                    while (q < n && isZero(buf, (int) q, (int) Math.min(unit, n - q)) == zero) {
+                        q += Math.min(unit, n - q);
+                    }
+                    if (zero) {
+                        if (writeZeroes) {
+                            target.writeZeroes(pos + p, q - p);
+                        }
+                    } else if (compress) {
+                        target.writeCompressed(pos + p, buf, (int) p, (int) (q - p));
+                    } else {
+                        target.write(pos + p, buf, (int) p, (int) (q - p));
+                    }
+                    p = q;
+                }
+                data = n;
+            }
         }
-        done.set(from, to);
-        if (beforeGuestWrite) {
-            addOffset(end - start);
+        long taskEnd = pos + n;
+        done.set(from, endCluster(taskEnd));
+        return new Task(taskEnd, data);
+    }
+
+    /** Whether buf[off, off+len) is all zero bytes (QEMU's buffer_is_zero). */
+    private static boolean isZero(byte[] buf, int off, int len) {
+        for (int i = off; i < off + len; i++) {
+            if (buf[i] != 0) {
+                return false;
+            }
         }
-        return written;
+        return true;
     }
 
     @Override
     protected void run() throws Exception {
         started.await();
         int clusters = clusters();
-        int perRequest = (int) Math.max(1, MAX_REQUEST / clusterSize);
-        byte[] buf = new byte[(int) Math.max(MAX_REQUEST, clusterSize)];
+        byte[] buf = new byte[(int) chunkBytes()];
         if (sync == JobTarget.Sync.NONE) {
             while (true) {
                 sleepNs(1_000_000_000L); // only copy-before-write; ends by cancel
@@ -242,23 +360,19 @@ public final class BackupJob extends Job {
         int c = 0;
         while (true) {
             pausePoint();
-            long copied;
+            Task t;
             int from;
-            int to;
             copyLock.lock();
             try {
                 from = done.nextClearBit(c);
                 if (from >= clusters) {
                     break;
                 }
-                to = from + 1;
-                while (to < clusters && to - from < perRequest && !done.get(to)) {
-                    to++;
-                }
+                int to = dirtyRunEnd(from, clusters);
                 try {
-                    copied = copyClusters(from, to, buf, false);
+                    t = copyTask(from, to, buf);
                 } catch (IOException e) {
-                    ErrorAction action = ioError(e, true);
+                    ErrorAction action = ioError(e, reading);
                     if (action == ErrorAction.REPORT) {
                         throw e;
                     }
@@ -271,13 +385,18 @@ public final class BackupJob extends Job {
             } finally {
                 copyLock.unlock();
             }
-            addOffset(Math.min(size, to * clusterSize) - from * clusterSize);
-            c = to;
-            if (copied > 0) {
-                rateLimit(copied);
+            c = endCluster(t.end());
+            addOffset((long) (c - from) * clusterSize);
+            if (t.data() > 0) {
+                rateLimit(t.data());
             }
         }
-        setOffset(size);
+        setOffset(alignedLen());
+    }
+
+    /** The job's length as QEMU reports it: the size rounded up to whole job clusters. */
+    private long alignedLen() {
+        return (long) clusters() * clusterSize;
     }
 
     @Override

@@ -260,6 +260,19 @@ public final class BlockNode {
         }
     }
 
+    /**
+     * A compressed write ({@link Image#writeCompressed}) on the node's I/O path, so that jobs' write listeners
+     * (copy-before-write, dirty tracking) see it like any other write.
+     */
+    public void writeCompressed(long offset, byte[] buf, int off, int len) throws IOException {
+        Entry e = enter(offset, len);
+        try {
+            e.target.image.writeCompressed(offset, buf, off, len);
+        } finally {
+            notifyAfter(e.listeners, offset, len);
+        }
+    }
+
     public void discard(long offset, long len) throws IOException {
         Entry e = enter(offset, len);
         try {

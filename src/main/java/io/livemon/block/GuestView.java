@@ -70,6 +70,11 @@ public final class GuestView extends ForwardingImage {
      * and changes neither what the guest reads nor the image (block/io.c bdrv_co_pdiscard without BDRV_O_UNMAP).
      */
     @Override
+    public void writeCompressed(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        node.writeCompressed(offset, buf, bufOffset, len);
+    }
+
+    @Override
     public void discard(long offset, long len) throws IOException {
         if (!node.skipFilters().discardUnmap()) {
             return;

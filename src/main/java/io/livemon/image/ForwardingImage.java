@@ -74,6 +74,16 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
+    public boolean supportsCompressedWrites() {
+        return delegate().supportsCompressedWrites();
+    }
+
+    @Override
+    public void writeCompressed(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        delegate().writeCompressed(offset, buf, bufOffset, len);
+    }
+
+    @Override
     public void writeZeroes(long offset, long len) throws IOException {
         delegate().writeZeroes(offset, len);
     }

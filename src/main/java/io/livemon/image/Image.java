@@ -65,6 +65,28 @@ public interface Image extends Closeable {
     /** Writes guest bytes into this layer. */
     void write(long offset, byte[] buf, int bufOffset, int len) throws IOException;
 
+    /**
+     * Whether {@link #writeCompressed} stores compressed clusters (QEMU's bdrv_supports_compressed_writes): qcow2
+     * does, raw does not.
+     */
+    default boolean supportsCompressedWrites() {
+        return false;
+    }
+
+    /**
+     * Writes guest bytes as compressed clusters (QEMU's BDRV_REQ_WRITE_COMPRESSED, block/qcow2.c
+     * qcow2_co_pwritev_compressed_part). {@code offset} must be cluster-aligned and {@code len} a multiple of the
+     * cluster size unless the range ends at the image end. Each cluster is compressed on its own; a cluster that does
+     * not shrink is written uncompressed, as QEMU does. Compression never overwrites: a cluster already allocated in
+     * this layer fails with QEMU's {@code Input/output error}.
+     *
+     * @throws ImageException {@code Operation not supported} for formats without compressed clusters,
+     *                        {@code Invalid argument} for an unaligned request
+     */
+    default void writeCompressed(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        throw new ImageException("Operation not supported");
+    }
+
     /** Makes the range read as zeroes (qcow2: zero clusters where whole clusters are covered). */
     void writeZeroes(long offset, long len) throws IOException;
 

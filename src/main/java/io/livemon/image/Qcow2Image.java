@@ -1462,6 +1462,10 @@ public final class Qcow2Image implements Image {
     }
 
     private void zeroClusters(long gc0, long n) throws IOException {
+        if (version == 3) {
+            zeroClustersV3(gc0, n);
+            return;
+        }
         byte[] zeros = null;
         for (long gc = gc0; gc < gc0 + n; gc++) {
             long guest = gc << clusterBits;
@@ -1501,6 +1505,235 @@ public final class Qcow2Image implements Image {
                 writeLocked(guest, zeros, 0, (int) Math.min(cs, size - guest));
             }
         }
+    }
+
+    /**
+     * Makes guest clusters [gc0, gc0+n) zero clusters (version 3), one L2 table at a time: the changed entries of a
+     * table go to the file in one write, then the clusters they pointed to are freed. A backup of a large empty disk
+     * writes a zero entry for every cluster, as QEMU does; entry by entry that took one system call per cluster.
+     */
+    private void zeroClustersV3(long gc0, long n) throws IOException {
+        long perTable = 1L << l2Bits;
+        long gc = gc0;
+        long end = gc0 + n;
+        while (gc < end) {
+            long tableEnd = Math.min(end, (gc / perTable + 1) * perTable);
+            meta.lock();
+            try {
+                markDirty();
+                ensureL2Writable(gc);
+                long l2off = l1[(int) (gc >>> l2Bits)] & OFFSET_MASK;
+                byte[] t = l2(l2off);
+                ByteBuffer tb = ByteBuffer.wrap(t);
+                List<Long> old = new ArrayList<>();
+                int lo = Integer.MAX_VALUE;
+                int hi = 0;
+                for (long g = gc; g < tableEnd; g++) {
+                    int at = (int) (g & (perTable - 1)) * 8;
+                    long e = tb.getLong(at);
+                    if (e != OFLAG_ZERO) {
+                        tb.putLong(at, OFLAG_ZERO);
+                        old.add(e);
+                        lo = Math.min(lo, at);
+                        hi = at + 8;
+                    }
+                }
+                if (!old.isEmpty()) {
+                    writeAt(t, lo, hi - lo, l2off + lo);
+                    for (long e : old) {
+                        freeEntry(e);
+                    }
+                }
+            } finally {
+                meta.unlock();
+            }
+            gc = tableEnd;
+        }
+    }
+
+    // ------------------------------------------------------------------ compressed writes
+
+    /**
+     * Where the next compressed cluster's bytes go (QEMU's s->free_byte_offset): inside a host cluster that earlier
+     * compressed clusters filled partly, or 0 when there is none. Not stored in the file: after a reopen, compressed
+     * data start in a fresh cluster, as in QEMU. Guarded by meta.
+     */
+    private long freeByteOffset;
+    /**
+     * The refcount the cluster holding {@link #freeByteOffset} had right after our last allocation in it. Any other
+     * value means something else changed that cluster since (a compressed cluster in it was freed, it was freed and
+     * reused), so new bytes must not go there. Guarded by meta.
+     */
+    private long freeByteRefs;
+
+    @Override
+    public boolean supportsCompressedWrites() {
+        return true;
+    }
+
+    /**
+     * Writes whole clusters compressed, as QEMU's qcow2_co_pwritev_compressed_part does: each cluster is deflated
+     * alone (a short last cluster padded with zeroes), packed byte-granular after the previous compressed cluster
+     * (block/qcow2-refcount.c qcow2_alloc_bytes), and the refcount of every host cluster it touches goes up by one.
+     * A cluster that does not shrink below the cluster size is written as a normal cluster.
+     *
+     * @throws ImageException {@code Invalid argument} for an unaligned request; {@code Input/output error} when a
+     *                        cluster is already allocated in this layer (QEMU's compressed writes never overwrite)
+     */
+    @Override
+    public void writeCompressed(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkOpen();
+            checkWritable();
+            checkRange(offset, len);
+            if ((offset & (cs - 1)) != 0 || ((len & (cs - 1)) != 0 && offset + len != size)) {
+                throw new ImageException("Invalid argument");
+            }
+            if (len == 0) {
+                return;
+            }
+            RangeLock.Range r = rangeLock.lock(offset, alignUp(offset + len), true);
+            try {
+                writeCompressedLocked(offset, buf, bufOffset, len);
+            } finally {
+                rangeLock.unlock(r);
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
+    }
+
+    /** A compressed cluster whose data are written and whose L2 entry is not yet set. */
+    private record Packed(long gc, long entry) {
+    }
+
+    /**
+     * The clusters of {@link #writeCompressed} in order; the caller holds the range lock. The data of a run of
+     * compressed clusters share one sync before their L2 entries are set. A failing cluster fails the request; the
+     * clusters before it are written (QEMU writes each cluster as a task of its own).
+     */
+    private void writeCompressedLocked(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        // deflate every cluster first, on all cores (QEMU compresses in a thread pool too); allocation stays in order
+        int clusters = (int) ((len + cs - 1) >>> clusterBits);
+        byte[][] deflated = new byte[clusters][];
+        java.util.stream.IntStream.range(0, clusters).parallel().forEach(i -> {
+            int off = bufOffset + (int) ((long) i << clusterBits);
+            int n = (int) Math.min(cs, len - ((long) i << clusterBits));
+            if (n < cs) {
+                byte[] padded = new byte[(int) cs];
+                System.arraycopy(buf, off, padded, 0, n);
+                deflated[i] = Qcow2CompressedWriter.deflate(padded, 0, padded.length, (int) cs - 1);
+            } else {
+                deflated[i] = Qcow2CompressedWriter.deflate(buf, off, n, (int) cs - 1);
+            }
+        });
+        List<Packed> pending = new ArrayList<>();
+        try {
+            for (long guest = offset; guest < offset + len; guest += cs) {
+                int off = bufOffset + (int) (guest - offset);
+                int n = (int) Math.min(cs, offset + len - guest);
+                byte[] packed = deflated[(int) ((guest - offset) >>> clusterBits)];
+                long gc = guest >>> clusterBits;
+                long host = -1;
+                meta.lock();
+                try {
+                    if ((l2Entry(gc) & OFFSET_MASK) != 0) {
+                        throw new ImageException("Input/output error");
+                    }
+                    if (packed != null) {
+                        markDirty();
+                        ensureL2Writable(gc);
+                        host = allocateBytes(packed.length);
+                    }
+                } finally {
+                    meta.unlock();
+                }
+                if (packed == null) {
+                    setPending(pending);
+                    writeLocked(guest, buf, off, n);
+                    continue;
+                }
+                try {
+                    writeAt(packed, 0, packed.length, host);
+                } catch (IOException | RuntimeException ex) {
+                    meta.lock();
+                    try {
+                        freeClusters(host, packed.length);
+                    } catch (IOException ignored) {
+                        // the bytes leak
+                    } finally {
+                        meta.unlock();
+                    }
+                    throw ex;
+                }
+                long sectors = ((host + packed.length - 1) >> 9) - (host >> 9);
+                pending.add(new Packed(gc, OFLAG_COMPRESSED | (sectors << csizeShift) | host));
+            }
+        } finally {
+            setPending(pending);
+        }
+    }
+
+    /** Points the L2 entries of written compressed clusters at their data (the data synced first), and forgets them. */
+    private void setPending(List<Packed> pending) throws IOException {
+        if (pending.isEmpty()) {
+            return;
+        }
+        meta.lock();
+        try {
+            syncMeta();
+            for (Packed p : pending) {
+                setL2(p.gc(), p.entry());
+            }
+            pending.clear();
+        } finally {
+            meta.unlock();
+        }
+    }
+
+    /**
+     * Allocates {@code n} bytes (1..cluster size) for compressed data, as QEMU's qcow2_alloc_bytes: right after the
+     * previous compressed data when they fit in its host cluster (or run on into the next cluster when that one is
+     * the next free cluster), else at the start of a new cluster. Increments the refcount of every cluster the bytes
+     * touch. Caller holds meta.
+     */
+    private long allocateBytes(int n) throws IOException {
+        long off = freeByteOffset;
+        if (off != 0) {
+            long rc = getRefcount(off >> clusterBits);
+            if (rc != freeByteRefs || rc >= refcountMax) {
+                off = 0;
+            }
+        }
+        long room = off == 0 ? 0 : cs - (off & (cs - 1));
+        if (off == 0 || room < n) {
+            long c;
+            while (true) {
+                c = findFree(freeHint, 1);
+                ensureRefblockFor(c);
+                if (getRefcount(c) == 0) {
+                    break;
+                }
+            }
+            freeHint = c + 1;
+            hostEnd = Math.max(hostEnd, c + 1);
+            if (off == 0 || alignUp(off) != c << clusterBits) {
+                off = c << clusterBits;
+            }
+        }
+        long first = off >> clusterBits;
+        long last = (off + n - 1) >> clusterBits;
+        for (long c = first; c <= last; c++) {
+            updateRefcount(c, 1);
+        }
+        freeByteOffset = off + n;
+        if ((freeByteOffset & (cs - 1)) == 0) {
+            freeByteOffset = 0;
+        } else {
+            freeByteRefs = getRefcount(freeByteOffset >> clusterBits);
+        }
+        return off;
     }
 
     @Override

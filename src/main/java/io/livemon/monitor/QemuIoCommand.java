@@ -2,6 +2,7 @@ package io.livemon.monitor;
 
 import io.livemon.image.BlockStatus;
 import io.livemon.image.Image;
+import io.livemon.image.ImageException;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -424,6 +425,9 @@ public final class QemuIoCommand {
         try {
             if (zflag) {
                 image.writeZeroes(offset, count);
+            } else if (compress) {
+                // one request, as QEMU's blk_pwrite_compressed: qcow2 refuses unaligned ones, raw all of them
+                image.writeCompressed(offset, buf, 0, (int) count);
             } else {
                 for (long done = 0; done < count; ) {
                     int n = (int) Math.min(CHUNK, count - done);
@@ -435,6 +439,19 @@ public final class QemuIoCommand {
                 image.flush();
             }
         } catch (IOException | RuntimeException e) {
+            if (compress && e instanceof ImageException) {
+                switch (String.valueOf(e.getMessage())) {
+                    case "Invalid argument" -> {
+                        out.println("write failed: Invalid argument");
+                        return -22;
+                    }
+                    case "Operation not supported" -> {
+                        out.println("write failed: Operation not supported");
+                        return -95;
+                    }
+                    default -> { }
+                }
+            }
             out.println("write failed: " + EIO);
             return -5;
         }
