@@ -1593,6 +1593,7 @@ public final class Qcow2Image implements Image {
             if (len == 0) {
                 return;
             }
+            recordInBitmaps(offset, len); // a compressed write changes guest data like any other
             RangeLock.Range r = rangeLock.lock(offset, alignUp(offset + len), true);
             try {
                 writeCompressedLocked(offset, buf, bufOffset, len);
