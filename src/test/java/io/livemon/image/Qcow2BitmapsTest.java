@@ -155,6 +155,21 @@ class Qcow2BitmapsTest {
     }
 
     @Test
+    void compressedWritesAreRecordedToo() throws Exception {
+        create("a.qcow2", "b0");
+        Image img = Images.openChain(dir, "a.qcow2", null, false);
+        try {
+            byte[] data = new byte[65536];
+            java.util.Arrays.fill(data, (byte) 7);
+            img.writeCompressed(2L << 20, data, 0, data.length); // what drive_backup -c writes into its target
+        } finally {
+            Images.closeChain(img);
+        }
+        assertThat(bitmaps("a.qcow2").get("b0").dirty().stream().boxed().toList()).containsExactly(32);
+        QemuTools.assertClean(dir, "a.qcow2");
+    }
+
+    @Test
     void disabledBitmapIsKeptUnchanged() throws Exception {
         create("a.qcow2", "on", "off");
         QemuTools.qemuIo(dir, "a.qcow2", "write -P 1 1M 64k");
