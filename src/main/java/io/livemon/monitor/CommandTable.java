@@ -97,6 +97,7 @@ public final class CommandTable {
     private final List<HmpCommand> infoCommands = List.of(
             HmpCommand.of("version", "", "", "show the version of QEMU", InfoCommands::version),
             HmpCommand.of("status", "", "", "show the current VM status (running|paused)", InfoCommands::status),
+            HmpCommand.of("history", "", "", "show the command line history", InfoCommands::history),
             HmpCommand.of("block", "nodes:-n,verbose:-v,device:B?", "[-n] [-v] [device]",
                     "show info of one block device or all block devices (-n: show named nodes; -v: show details)",
                     InfoCommands::block),
@@ -145,9 +146,14 @@ public final class CommandTable {
         return BARE_ERRORS.contains(c.name());
     }
 
+    /** {@code help info}: sorted by name, as QEMU's help_cmd sorts its tables. */
     void printInfoHelp(PrintStream out) {
-        for (HmpCommand c : infoCommands) {
+        for (HmpCommand c : sortedByName(infoCommands)) {
             out.println(c.helpLine("info "));
         }
+    }
+
+    static List<HmpCommand> sortedByName(List<HmpCommand> l) {
+        return l.stream().sorted(java.util.Comparator.comparing(HmpCommand::name)).toList();
     }
 }

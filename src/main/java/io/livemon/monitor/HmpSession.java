@@ -18,13 +18,25 @@ public final class HmpSession {
     /** Set by a command that printed its own failure (qemu-io); read and cleared by the interpreter. */
     private volatile boolean commandFailed;
     private final boolean paused;
+    /** The lines entered at this monitor, for {@code info history}; shared with {@link #withOutput} copies. */
+    private final CommandHistory history;
 
     public HmpSession(BlockGraph graph, CommandTable table, PrintStream out, PrintStream stdout, boolean paused) {
+        this(graph, table, out, stdout, paused, new CommandHistory());
+    }
+
+    private HmpSession(BlockGraph graph, CommandTable table, PrintStream out, PrintStream stdout, boolean paused,
+                       CommandHistory history) {
         this.graph = graph;
         this.table = table;
         this.out = out;
         this.stdout = stdout;
         this.paused = paused;
+        this.history = history;
+    }
+
+    CommandHistory history() {
+        return history;
     }
 
     public BlockGraph graph() {
@@ -69,6 +81,6 @@ public final class HmpSession {
 
     /** The same session with its output sent elsewhere (QMP's human-monitor-command). */
     public HmpSession withOutput(PrintStream newOut, PrintStream newStdout) {
-        return new HmpSession(graph, table, newOut, newStdout, paused);
+        return new HmpSession(graph, table, newOut, newStdout, paused, history);
     }
 }

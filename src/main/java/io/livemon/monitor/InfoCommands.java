@@ -17,6 +17,14 @@ final class InfoCommands {
         s.out().println(Version.QEMU_VERSION + Version.PACKAGE);
     }
 
+    /** QEMU's {@code info history}: each line as {@code N: 'LINE'}, oldest first. */
+    static void history(HmpSession s, ParsedArgs a) {
+        List<String> lines = s.history().lines();
+        for (int i = 0; i < lines.size(); i++) {
+            s.out().println(i + ": '" + lines.get(i) + "'");
+        }
+    }
+
     static void status(HmpSession s, ParsedArgs a) {
         s.out().println(s.startedPaused() ? "VM status: paused (prelaunch)" : "VM status: running");
     }

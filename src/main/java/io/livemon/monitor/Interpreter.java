@@ -24,6 +24,7 @@ public final class Interpreter {
         if (rest.isEmpty()) {
             return Result.OK;
         }
+        session.history().add(line); // before it runs: QEMU's "info history" lists itself
         String name = firstWord(rest);
         rest = rest.substring(name.length());
         HmpCommand cmd = table.find(name);

@@ -13,14 +13,15 @@ final class MonitorCommands {
         PrintStream out = s.out();
         String name = a.has("name") ? a.getString("name").strip() : "";
         if (name.isEmpty()) {
-            for (HmpCommand c : table.commands()) {
+            // sorted by name, as QEMU's help_cmd sorts the command table
+            for (HmpCommand c : CommandTable.sortedByName(table.commands())) {
                 if (!c.extension()) {
                     out.println(c.helpLine(""));
                 }
             }
             out.println();
             out.println("livemon extensions (not in QEMU):");
-            for (HmpCommand c : table.commands()) {
+            for (HmpCommand c : CommandTable.sortedByName(table.commands())) {
                 if (c.extension()) {
                     out.println(c.helpLine(""));
                 }
