@@ -344,7 +344,11 @@ final class JsonStreamParser {
                     throw new ParseError("missing : in object pair");
                 }
                 Object v = value();
-                m.remove(key.text());
+                // QEMU's json-parser.c refuses a repeated key once the pair's value is parsed (so an error inside
+                // that value is reported first): a last-wins map would let {"execute":"x","execute":"quit"} quit.
+                if (m.containsKey(key.text())) {
+                    throw new ParseError("duplicate key");
+                }
                 m.put(key.text(), v);
                 Token sep = next();
                 if (sep == null) {
