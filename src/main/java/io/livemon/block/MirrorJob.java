@@ -103,7 +103,8 @@ public final class MirrorJob extends Job {
     public static MirrorJob start(BlockGraph graph, Request r, Consumer<String> stdout) throws BlockException {
         BlockNode named = graph.lookupNode(r.device(), r.device());
         BlockDevice device = graph.deviceOf(named);
-        if (named.isFilter() || device == null || device.root() != named) {
+        // qmp_get_root_bs: a node a job holds (a commit's main node) has a parent and is no root node either
+        if (named.isFilter() || device == null || device.root() != named || graph.blocker(named) != null) {
             throw new BlockException("Need a root block node");
         }
         BlockNode source = named;
