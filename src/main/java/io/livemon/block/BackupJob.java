@@ -106,9 +106,6 @@ public final class BackupJob extends Job {
             if (r.bitmapMode() != null) {
                 throw new BlockException("Cannot specify bitmap sync mode without a bitmap");
             }
-            if (r.speed() < 0) {
-                throw new BlockException("Parameter 'speed' expects a non-negative value");
-            }
             if (r.compress() && target.format().equals("raw")) {
                 throw new BlockException("Compression is not supported for this drive ");
             }
@@ -128,6 +125,11 @@ public final class BackupJob extends Job {
             targetNode = graph.addNode(target, null);
             targetNode.setBacking(backing);
             BackupJob job = new BackupJob(graph, id, device, source, targetNode, sync, cs, r);
+            if (r.speed() < 0) {
+                // QEMU creates the job before it checks the speed: the job goes from created straight to null.
+                job.discardCreated();
+                throw new BlockException("Parameter 'speed' expects a non-negative value");
+            }
             job.setLen(job.size);
             job.blocked.add(source);
             job.blocked.add(targetNode);

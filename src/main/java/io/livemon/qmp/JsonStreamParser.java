@@ -320,6 +320,12 @@ final class JsonStreamParser {
                 try {
                     return Long.parseLong(text);
                 } catch (NumberFormatException e) {
+                    // QEMU's parser keeps an integer that fits uint64 as an integer (a uint32 parameter then says
+                    // "expects uint32_t", an id echoes digit for digit); beyond it the number becomes a double.
+                    java.math.BigInteger b = new java.math.BigInteger(text);
+                    if (b.signum() > 0 && b.bitLength() <= 64) {
+                        return b;
+                    }
                     return Double.parseDouble(text);
                 }
             }

@@ -65,7 +65,7 @@ final class QmpCommands {
                         + " ?auto-finalize:bool ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::blockCommit),
                 QmpCommand.of("drive-mirror", "?job-id:str device:str target:str ?format:str ?node-name:str"
                         + " ?replaces:str sync:" + SYNC + " ?mode:enum(existing|absolute-paths) ?speed:int"
-                        + " ?granularity:int ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
+                        + " ?granularity:uint32 ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
                         + ON_ERROR + " ?unmap:bool ?copy-mode:enum(background|write-blocking) ?auto-finalize:bool"
                         + " ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::driveMirror),
                 QmpCommand.of("drive-backup", "?job-id:str device:str sync:" + SYNC + " ?speed:int ?bitmap:str"
@@ -241,7 +241,8 @@ final class QmpCommands {
         String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
         MirrorJob.Request r = new MirrorJob.Request(a.str("job-id"), a.str("device"), a.str("target"),
                 a.str("format"), a.str("node-name"), a.str("sync"), "existing".equals(a.str("mode")),
-                a.integer("speed", 0), a.integer("granularity", 0), OnErrorPolicy.fromQapi(onError),
+                a.integer("speed", 0), a.integer("granularity", 0), a.integer("buf-size", 0),
+                OnErrorPolicy.fromQapi(onError),
                 a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
         MirrorJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
