@@ -382,18 +382,26 @@ public abstract class Job {
         JobInfo end = info();
         Map<String, Object> data = orderedMap("device", id, "len", end.len(), "offset", end.offset(),
                 "speed", end.speed(), "type", type.qapiName());
-        if (wasCancelled) {
-            context.events().publish(Event.now("BLOCK_JOB_CANCELLED", data));
-        } else {
-            if (failure != null) {
-                data.put("error", failure);
-            }
-            context.events().publish(Event.now("BLOCK_JOB_COMPLETED", data));
-        }
-        transition(JobStatus.CONCLUDED);
-        if (autoDismiss) {
-            transition(JobStatus.NULL);
-            context.jobEnded(this);
+        boolean cancelledEnd = wasCancelled;
+        String failed = failure;
+        // One step, as QEMU's main loop does it: the last event, concluded and (auto-dismiss) gone from the job
+        // list before any client can read the event. Lock order: transitionMonitor, then the bus, then the graph.
+        synchronized (transitionMonitor) {
+            context.events().atomically(() -> {
+                if (cancelledEnd) {
+                    context.events().publish(Event.now("BLOCK_JOB_CANCELLED", data));
+                } else {
+                    if (failed != null) {
+                        data.put("error", failed);
+                    }
+                    context.events().publish(Event.now("BLOCK_JOB_COMPLETED", data));
+                }
+                transition(JobStatus.CONCLUDED);
+                if (autoDismiss) {
+                    transition(JobStatus.NULL);
+                    context.jobEnded(this);
+                }
+            });
         }
     }
 
