@@ -449,6 +449,8 @@ final class QmpCommands {
                     return;
                 }
             }
+            // a job reaches concluded/null inside the bus's atomic step; taking the bus waits until its events are out
+            graph.events().atomically(() -> { });
             if (job.status() == io.livemon.block.JobStatus.CONCLUDED && !job.autoDismiss()) {
                 try {
                     job.dismiss(); // QEMU's job_cancel_sync_all dismisses what it cancelled

@@ -64,4 +64,26 @@ class QmpQuitTest {
         }
         assertThat(fx.quits.get()).isEqualTo(1);
     }
+
+    /** A job stopped by an I/O error (on-error=stop) is cancelled by quit too, before the reply. */
+    @Test
+    void quitCancelsAJobStoppedOnAnIoError() throws Exception {
+        fx.close();
+        java.nio.file.Files.writeString(dir.resolve("dbg.conf"), QmpBlockJobErrorTest.CONF);
+        fx = new QmpFixture(dir, QmpServer.Limits.DEFAULT);
+        for (String b : QmpBlockJobErrorTest.GRAPH) {
+            fx.graph.addBlockdev(io.livemon.cli.BlockdevArg.parse(b));
+        }
+        try (QmpTestClient c = fx.negotiated()) {
+            c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"job-id\": \"job0\", "
+                    + "\"device\": \"node-E\", \"on-error\": \"stop\"}}");
+            c.until("\"paused\"");
+            List<String> got = c.exchange("{\"execute\": \"quit\"}");
+            assertThat(got.get(0)).contains("\"SHUTDOWN\"");
+            assertThat(got.subList(1, got.size())).containsSubsequence(jsc("aborting", "job0"),
+                    jsc("concluded", "job0"), jsc("null", "job0"), "{\"return\": {}}");
+            assertThat(String.join("\n", got)).contains("\"BLOCK_JOB_CANCELLED\", \"data\": {\"device\": \"job0\"");
+        }
+        assertThat(fx.graph.jobInfos()).isEmpty();
+    }
 }
