@@ -47,8 +47,9 @@ class QmpNoSpaceTest {
     }
 
     private static String mirror(String onError) {
-        return "{\"execute\": \"drive-mirror\", \"arguments\": {\"device\": \"virtio0\", \"target\": \"small/m.qcow2\", "
-                + "\"format\": \"qcow2\", \"sync\": \"full\", \"job-id\": \"m\"" + onError + "}}";
+        return "{\"execute\": \"drive-mirror\", \"arguments\": {\"device\": \"virtio0\", "
+                + "\"target\": \"small/m.qcow2\", \"format\": \"qcow2\", \"sync\": \"full\", \"job-id\": \"m\""
+                + onError + "}}";
     }
 
     @Test

@@ -33,8 +33,8 @@ class QmpQuitTest {
     }
 
     private static String cancelled(String id, String type, String lenAndSpeed) {
-        return "\\{\"timestamp\": \\{\"seconds\": S, \"microseconds\": U}, \"event\": \"BLOCK_JOB_CANCELLED\", \"data\": "
-                + "\\{\"device\": \"" + id + "\", \"len\": \\d+, \"offset\": \\d+, \"speed\": " + lenAndSpeed
+        return "\\{\"timestamp\": \\{\"seconds\": S, \"microseconds\": U}, \"event\": \"BLOCK_JOB_CANCELLED\", "
+                + "\"data\": \\{\"device\": \"" + id + "\", \"len\": \\d+, \"offset\": \\d+, \"speed\": " + lenAndSpeed
                 + ", \"type\": \"" + type + "\"}}";
     }
 
