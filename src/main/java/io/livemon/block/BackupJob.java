@@ -114,9 +114,6 @@ public final class BackupJob extends Job {
             if (r.bitmapMode() != null) {
                 throw new BlockException("Cannot specify bitmap sync mode without a bitmap");
             }
-            if (r.speed() < 0) {
-                throw new BlockException("Parameter 'speed' expects a non-negative value");
-            }
             if (r.compress() && !target.supportsCompressedWrites()) {
                 throw new BlockException("Compression is not supported for this drive ");
             }
@@ -136,6 +133,11 @@ public final class BackupJob extends Job {
             targetNode = graph.addNode(target, null);
             targetNode.setBacking(backing);
             BackupJob job = new BackupJob(graph, id, device, source, targetNode, sync, cs, r);
+            if (r.speed() < 0) {
+                // QEMU creates the job before it checks the speed: the job goes from created straight to null.
+                job.discardCreated();
+                throw new BlockException("Parameter 'speed' expects a non-negative value");
+            }
             job.setLen(job.alignedLen()); // QEMU counts progress in whole job clusters
             job.blocked.add(source);
             job.blocked.add(targetNode);

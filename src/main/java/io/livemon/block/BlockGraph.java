@@ -620,8 +620,10 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 }
                 lock.wait(left);
             }
-            return true;
         }
+        // a job leaves the list inside its last step; once the bus is free again, that step's events are out
+        events.atomically(() -> { });
+        return true;
     }
 
     // ---------------------------------------------------------------- shutdown

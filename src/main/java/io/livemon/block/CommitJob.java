@@ -159,7 +159,9 @@ public final class CommitJob extends Job {
             }
         }
 
-        for (BlockNode n = top; n != null; n = n.backing()) {
+        // blockdev.c qmp_block_commit: the op blockers of top down to base (inclusive) only; a node below the
+        // base may be another job's (a stream further down runs in parallel).
+        for (BlockNode n = top; n != null; n = n == base ? null : n.backing()) {
             checkNotBusy(graph, n, bs);
         }
         if (top == base) {
@@ -263,7 +265,7 @@ public final class CommitJob extends Job {
      * QEMU's busy error for a node of the chain; a node under a job's filter (an intermediate stream target) is
      * reported by the filter's name, the first node QEMU meets walking down the chain.
      */
-    private static void checkNotBusy(BlockGraph graph, BlockNode n, BlockNode bs) throws BlockException {
+    static void checkNotBusy(BlockGraph graph, BlockNode n, BlockNode bs) throws BlockException {
         Job j = graph.blocker(n);
         if (j == null) {
             return;

@@ -24,15 +24,53 @@ public final class EventBus {
         return () -> subscribers.remove(subscriber);
     }
 
+    /**
+     * Events published by the thread inside {@link #atomically}, held back until its step is done; guarded by
+     * {@link #publishLock} (only the thread holding it reads or writes the list).
+     */
+    private List<Event> deferred;
+
     public void publish(Event event) {
         LOG.debug("event {} {}", event.name(), event.data());
         synchronized (publishLock) {
-            for (Consumer<Event> s : subscribers) {
-                try {
-                    s.accept(event);
-                } catch (RuntimeException e) {
-                    LOG.warn("event subscriber failed", e);
+            if (deferred != null) {
+                deferred.add(event);
+                return;
+            }
+            deliver(event);
+        }
+    }
+
+    /**
+     * Runs {@code step} and delivers the events it published only once it is done, in their order: QEMU emits a job's
+     * last events and dismisses it in one main-loop step, so a client that has read the event cannot see the state
+     * before the step (the job still listed). Other threads' events wait meanwhile; keep {@code step} short.
+     */
+    public void atomically(Runnable step) {
+        synchronized (publishLock) {
+            if (deferred != null) {
+                step.run();
+                return;
+            }
+            deferred = new java.util.ArrayList<>();
+            try {
+                step.run();
+            } finally {
+                List<Event> held = deferred;
+                deferred = null;
+                for (Event e : held) {
+                    deliver(e);
                 }
+            }
+        }
+    }
+
+    private void deliver(Event event) {
+        for (Consumer<Event> s : subscribers) {
+            try {
+                s.accept(event);
+            } catch (RuntimeException e) {
+                LOG.warn("event subscriber failed", e);
             }
         }
     }

@@ -71,6 +71,10 @@ public abstract class Job {
     private boolean dismissRequested;
     /** Set when an I/O error stopped the job under on-error=stop; {@code io-status: failed}. */
     private boolean ioFailed;
+    /** The job thread while it is in its last step (see {@link #status}); null otherwise. */
+    private volatile Thread ending;
+    /** With {@link #ioFailed}: the stop was for ENOSPC (io-status {@code nospace}). Guarded by {@link #lock}. */
+    private boolean ioNoSpace;
     /** The error the job ended with ("Operation canceled", "Input/output error"), or null. */
     private String error;
 
@@ -113,13 +117,24 @@ public abstract class Job {
             return new JobInfo(id, type, status, offset, len, rateLimit.speed(), working,
                     status == JobStatus.PAUSED || status == JobStatus.STANDBY,
                     status == JobStatus.READY || status == JobStatus.STANDBY,
-                    ioFailed ? "failed" : "ok", autoFinalize, autoDismiss, error);
+                    !ioFailed ? "ok" : ioNoSpace ? "nospace" : "failed", autoFinalize, autoDismiss, error);
         } finally {
             lock.unlock();
         }
     }
 
+    /**
+     * The job's status. While the job thread is in its last step (event, concluded, null), another thread waits (at
+     * most a second) until the step's events are out, so that a status seen implies its events were delivered.
+     */
     public JobStatus status() {
+        Thread t = ending;
+        if (t != null && t != Thread.currentThread()) {
+            long deadline = System.nanoTime() + 1_000_000_000L;
+            while (ending != null && System.nanoTime() < deadline) {
+                Thread.onSpinWait();
+            }
+        }
         lock.lock();
         try {
             return status;
@@ -382,18 +397,31 @@ public abstract class Job {
         JobInfo end = info();
         Map<String, Object> data = orderedMap("device", id, "len", end.len(), "offset", end.offset(),
                 "speed", end.speed(), "type", type.qapiName());
-        if (wasCancelled) {
-            context.events().publish(Event.now("BLOCK_JOB_CANCELLED", data));
-        } else {
-            if (failure != null) {
-                data.put("error", failure);
+        boolean cancelledEnd = wasCancelled;
+        String failed = failure;
+        // One step, as QEMU's main loop does it: the last event, concluded and (auto-dismiss) gone from the job
+        // list before any client can read the event. Lock order: transitionMonitor, then the bus, then the graph.
+        ending = Thread.currentThread();
+        try {
+            synchronized (transitionMonitor) {
+                context.events().atomically(() -> {
+                    if (cancelledEnd) {
+                        context.events().publish(Event.now("BLOCK_JOB_CANCELLED", data));
+                    } else {
+                        if (failed != null) {
+                            data.put("error", failed);
+                        }
+                        context.events().publish(Event.now("BLOCK_JOB_COMPLETED", data));
+                    }
+                    transition(JobStatus.CONCLUDED);
+                    if (autoDismiss) {
+                        transition(JobStatus.NULL);
+                        context.jobEnded(this);
+                    }
+                });
             }
-            context.events().publish(Event.now("BLOCK_JOB_COMPLETED", data));
-        }
-        transition(JobStatus.CONCLUDED);
-        if (autoDismiss) {
-            transition(JobStatus.NULL);
-            context.jobEnded(this);
+        } finally {
+            ending = null;
         }
     }
 
@@ -616,6 +644,7 @@ public abstract class Job {
                     pauseCount++;
                 }
                 ioFailed = true;
+                ioNoSpace = noSpace;
                 changed.signalAll();
             } finally {
                 lock.unlock();

@@ -28,11 +28,11 @@ public final class MirrorJob extends Job {
 
     /** The arguments of drive-mirror / drive_mirror. */
     public record Request(String jobId, String device, String target, String format, String nodeName, String sync,
-                          boolean reuse, long speed, long granularity, OnErrorPolicy onError, boolean autoFinalize,
-                          boolean autoDismiss) {
+                          boolean reuse, long speed, long granularity, long bufSize, OnErrorPolicy onError,
+                          boolean autoFinalize, boolean autoDismiss) {
         /** HMP {@code drive_mirror [-n] [-f] device target [format]}. */
         public static Request hmp(String device, String target, String format, boolean reuse, boolean full) {
-            return new Request(null, device, target, format, null, full ? "full" : "top", reuse, 0, 0,
+            return new Request(null, device, target, format, null, full ? "full" : "top", reuse, 0, 0, 0,
                     OnErrorPolicy.REPORT, true, true);
         }
     }
@@ -103,7 +103,8 @@ public final class MirrorJob extends Job {
     public static MirrorJob start(BlockGraph graph, Request r, Consumer<String> stdout) throws BlockException {
         BlockNode named = graph.lookupNode(r.device(), r.device());
         BlockDevice device = graph.deviceOf(named);
-        if (named.isFilter() || device == null || device.root() != named) {
+        // qmp_get_root_bs: a node a job holds (a commit's main node) has a parent and is no root node either
+        if (named.isFilter() || device == null || device.root() != named || graph.blocker(named) != null) {
             throw new BlockException("Need a root block node");
         }
         BlockNode source = named;
@@ -128,8 +129,9 @@ public final class MirrorJob extends Job {
             if (g != 0 && Long.bitCount(g) != 1) {
                 throw new BlockException("Parameter 'granularity' expects a power of 2");
             }
-            if (r.speed() < 0) {
-                throw new BlockException("Parameter 'speed' expects a non-negative value");
+            if (r.bufSize() < 0) {
+                // block/mirror.c mirror_start_job: after the granularity, before the job (and its id) exists
+                throw new BlockException("Invalid parameter 'buf-size'");
             }
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
@@ -151,6 +153,11 @@ public final class MirrorJob extends Job {
                         : sync == JobTarget.Sync.FULL ? null : header == null ? "" : header);
             }
             MirrorJob job = new MirrorJob(graph, id, device, source, targetNode, sync, zeroTarget, r);
+            if (r.speed() < 0) {
+                // QEMU creates the job before it checks the speed: the job goes from created straight to null.
+                job.discardCreated();
+                throw new BlockException("Parameter 'speed' expects a non-negative value");
+            }
             job.blocked.add(source);
             if (sync == JobTarget.Sync.FULL) {
                 for (BlockNode n = source.backing(); n != null; n = n.backing()) {

@@ -82,11 +82,20 @@ public final class StreamJob extends Job {
         if (!JOB_ID.matcher(id).matches()) {
             throw new BlockException("Invalid job ID '" + id + "'");
         }
-        graph.checkNotBusy(target);
+        // QEMU 7.2 (blockdev.c qmp_block_stream) checks the op blockers of every node from the target down to the
+        // base, the base excluded; a filter another stream put above a node is met (and reported) before the node.
+        CommitJob.checkNotBusy(graph, target, target);
         List<BlockNode> intermediates = new ArrayList<>();
         for (BlockNode n = target.backing(); n != null && n != base; n = n.backing()) {
-            graph.checkNotBusy(n);
+            CommitJob.checkNotBusy(graph, n, target);
             intermediates.add(n);
+        }
+        if (base != null) {
+            // the base itself is free to be another job's, but a stream filter above it lies between base and top
+            Job j = graph.blocker(base);
+            if (j != null && j.filter != null && j.filter.child() == base && graph.deviceOf(base) == null) {
+                throw BlockException.busy(j.filter.name(), j);
+            }
         }
         // QEMU writes the base's file name as opened (or backing-file); livemon writes a string that leads to the
         // base from the target's own directory and keeps QEMU's string for what QEMU shows (BackingNames).

@@ -287,21 +287,9 @@ public final class BlkdebugRules {
         state = newState;
     }
 
-    /** The IOException QEMU's strerror text stands for. */
+    /** The I/O failure for an injected errno, carrying the errno (its message QEMU's strerror text). */
     static IOException error(int errno) {
-        String m = switch (errno) {
-            case 1 -> "Operation not permitted";
-            case 5 -> "Input/output error";
-            case 12 -> "Cannot allocate memory";
-            case 13 -> "Permission denied";
-            case 22 -> "Invalid argument";
-            case 27 -> "File too large";
-            case 28 -> "No space left on device";
-            case 30 -> "Read-only file system";
-            case 95 -> "Operation not supported";
-            case 122 -> "Disk quota exceeded";
-            default -> "Unknown error " + errno;
-        };
-        return new IOException(m);
+        Errno e = Errno.ofNumber(errno);
+        return e != null ? e.failure() : new IOException("Unknown error " + errno);
     }
 }

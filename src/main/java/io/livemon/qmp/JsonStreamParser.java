@@ -320,6 +320,12 @@ final class JsonStreamParser {
                 try {
                     return Long.parseLong(text);
                 } catch (NumberFormatException e) {
+                    // QEMU's parser keeps an integer that fits uint64 as an integer (a uint32 parameter then says
+                    // "expects uint32_t", an id echoes digit for digit); beyond it the number becomes a double.
+                    java.math.BigInteger b = new java.math.BigInteger(text);
+                    if (b.signum() > 0 && b.bitLength() <= 64) {
+                        return b;
+                    }
                     return Double.parseDouble(text);
                 }
             }
@@ -344,7 +350,11 @@ final class JsonStreamParser {
                     throw new ParseError("missing : in object pair");
                 }
                 Object v = value();
-                m.remove(key.text());
+                // QEMU's json-parser.c refuses a repeated key once the pair's value is parsed (so an error inside
+                // that value is reported first): a last-wins map would let {"execute":"x","execute":"quit"} quit.
+                if (m.containsKey(key.text())) {
+                    throw new ParseError("duplicate key");
+                }
                 m.put(key.text(), v);
                 Token sep = next();
                 if (sep == null) {

@@ -22,12 +22,12 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
     }
 
     /** Argument types of the QAPI schema that livemon's commands use. */
-    public enum Kind { STR, INT, BOOL, ENUM, ENUM_LIST }
+    public enum Kind { STR, INT, UINT32, BOOL, ENUM, ENUM_LIST }
 
     /** One argument: name, type, whether it may be left out, and the values of an enum. */
     public record Param(String name, Kind kind, boolean optional, Set<String> values) {
         static Param parse(String spec) {
-            // "?name:type" with type str|int|bool|enum(a|b)|enum-list(a|b)
+            // "?name:type" with type str|int|uint32|bool|enum(a|b)|enum-list(a|b)
             boolean optional = spec.startsWith("?");
             String s = optional ? spec.substring(1) : spec;
             int colon = s.indexOf(':');
@@ -41,6 +41,7 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
             Kind k = switch (type) {
                 case "str" -> Kind.STR;
                 case "int" -> Kind.INT;
+                case "uint32" -> Kind.UINT32;
                 case "bool" -> Kind.BOOL;
                 default -> throw new IllegalArgumentException("bad type " + type);
             };
@@ -90,6 +91,16 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
                     return v;
                 }
                 throw typeError(p, "integer");
+            case UINT32:
+                // qapi/qobject-input-visitor.c: any number that fits uint64 is taken (a negative int64 wraps), then
+                // range-checked; anything else is no uint64 at all.
+                if (v instanceof Long l && l >= 0 && l <= 0xFFFF_FFFFL) {
+                    return v;
+                }
+                if (v instanceof Long || v instanceof java.math.BigInteger) {
+                    throw QmpException.generic("Parameter '" + p.name() + "' expects uint32_t");
+                }
+                throw QmpException.generic("Parameter '" + p.name() + "' expects uint64");
             case BOOL:
                 if (v instanceof Boolean) {
                     return v;

@@ -65,7 +65,7 @@ final class QmpCommands {
                         + " ?auto-finalize:bool ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::blockCommit),
                 QmpCommand.of("drive-mirror", "?job-id:str device:str target:str ?format:str ?node-name:str"
                         + " ?replaces:str sync:" + SYNC + " ?mode:enum(existing|absolute-paths) ?speed:int"
-                        + " ?granularity:int ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
+                        + " ?granularity:uint32 ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
                         + ON_ERROR + " ?unmap:bool ?copy-mode:enum(background|write-blocking) ?auto-finalize:bool"
                         + " ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::driveMirror),
                 QmpCommand.of("drive-backup", "?job-id:str device:str sync:" + SYNC + " ?speed:int ?bitmap:str"
@@ -241,7 +241,8 @@ final class QmpCommands {
         String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
         MirrorJob.Request r = new MirrorJob.Request(a.str("job-id"), a.str("device"), a.str("target"),
                 a.str("format"), a.str("node-name"), a.str("sync"), "existing".equals(a.str("mode")),
-                a.integer("speed", 0), a.integer("granularity", 0), OnErrorPolicy.fromQapi(onError),
+                a.integer("speed", 0), a.integer("granularity", 0), a.integer("buf-size", 0),
+                OnErrorPolicy.fromQapi(onError),
                 a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
         MirrorJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
@@ -401,6 +402,7 @@ final class QmpCommands {
         String text = buf.toString(StandardCharsets.UTF_8).replace("\r\n", "\n").replace("\n", "\r\n");
         if (s.quitRequested()) {
             shutdownEvent(c.graph());
+            c.beforeReply(() -> cancelJobsForQuit(c.graph()));
             c.afterReply(() -> c.server().quitAfterReply(c.client()));
         }
         return text;
@@ -410,8 +412,53 @@ final class QmpCommands {
         shutdownEvent(c.graph());
         // As QEMU: jobs kept by auto-dismiss=false go to null after SHUTDOWN, before the reply.
         c.graph().dismissConcludedJobs();
+        // after the events held during the command, so the jobs' events go out (in order) before the reply
+        c.beforeReply(() -> cancelJobsForQuit(c.graph()));
         c.afterReply(() -> c.server().quitAfterReply(c.client()));
         return Json.obj();
+    }
+
+    /** Longest a quit waits for one job to end before it answers; the shutdown after the reply waits again. */
+    private static final long QUIT_JOB_MILLIS = 3000;
+
+    /**
+     * QEMU's exit (softmmu/runstate.c qemu_cleanup, job_cancel_sync_all) force-cancels every job, newest first, one
+     * after the other, before the quit is answered: each job's aborting, BLOCK_JOB_CANCELLED, concluded and null
+     * come after SHUTDOWN and before the reply. Paused, stopped (I/O error), ready and throttled jobs all take a
+     * forced cancel; a job that does not end in time is left to the shutdown that follows the reply.
+     */
+    private static void cancelJobsForQuit(BlockGraph graph) {
+        for (JobInfo info : listedJobs(graph)) { // newest first, as query-block-jobs lists them
+            Job job;
+            try {
+                job = graph.genericJob(info.id());
+                job.cancel(true);
+            } catch (BlockException e) {
+                continue; // concluded meanwhile (kept by auto-dismiss=false) or gone
+            }
+            long deadline = System.currentTimeMillis() + QUIT_JOB_MILLIS;
+            while (System.currentTimeMillis() < deadline) {
+                io.livemon.block.JobStatus st = job.status();
+                if (st == io.livemon.block.JobStatus.NULL || st == io.livemon.block.JobStatus.CONCLUDED) {
+                    break;
+                }
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+            // a job reaches concluded/null inside the bus's atomic step; taking the bus waits until its events are out
+            graph.events().atomically(() -> { });
+            if (job.status() == io.livemon.block.JobStatus.CONCLUDED && !job.autoDismiss()) {
+                try {
+                    job.dismiss(); // QEMU's job_cancel_sync_all dismisses what it cancelled
+                } catch (BlockException e) {
+                    // already gone
+                }
+            }
+        }
     }
 
     private static void shutdownEvent(BlockGraph graph) {

@@ -181,6 +181,24 @@ class QmpProtocolTest {
         }
     }
 
+    /** A repeated key at any depth is QEMU's parse error and runs nothing (last-wins would have run "quit"). */
+    @Test
+    void duplicateKeysAreParseErrorsAsQemu() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            String dup = generic("JSON parse error, duplicate key");
+            for (String in : new String[] {
+                "{\"execute\":\"query-status\",\"execute\":\"quit\"}",
+                "{\"execute\":\"query-status\",\"arguments\":{\"a\":1,\"a\":2}}",
+                "{\"execute\":\"query-status\",\"arguments\":{\"x\":{\"a\":1,\"a\":2}}}",
+                "{\"execute\":\"query-status\",\"id\":1,\"id\":2}",
+                "{\"execute\":\"query-status\",\"arguments\":[{\"a\":1,\"a\":2}]}"}) {
+                assertThat(c.exchange(in)).as(in).containsExactly(dup);
+            }
+            assertThat(c.exchange("{\"execute\":\"query-status\"}")).containsExactly(
+                    "{\"return\": {\"status\": \"running\", \"singlestep\": false, \"running\": true}}");
+        }
+    }
+
     @Test
     void tcpListensOnLoopbackByDefault() throws Exception {
         java.net.InetSocketAddress a = fx.server.listenTcp("", 0);
