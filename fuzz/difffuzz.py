@@ -120,9 +120,24 @@ def _hmp_size(r, n):
     return str(n)
 
 
-def generate(seed, fifo=False):
+# Divergence kinds the generator can steer around (--avoid), so that a long run is not dominated by kinds already
+# known and being fixed.  The avoid set is part of a seed's identity: replay a seed with the same --avoid.
+AVOIDABLE = {
+    "discard": "guest discard (QEMU's -drive default is discard=ignore)",
+    "target-in-chain": "snapshot/mirror/backup targets that are images of the open chain",
+    "reuse-size": "existing spare targets of another size than the disk (mirror/backup -n, snapshot -n)",
+    "compress": "drive_backup -c",
+    "commit-short": "commit when some layer is smaller than the one above it",
+    "subdir-backing-node-name": "backing.node-name on a -drive whose images are in a subdirectory",
+    "commit-while-job": "commit while a job may be running",
+    "raw-probe": "existing raw targets named without a format (QEMU probes and warns)",
+}
+
+
+def generate(seed, fifo=False, avoid=frozenset()):
     r = random.Random(seed)
     c = Case(seed)
+    c.avoid = avoid
     depth = r.randint(1, 6)
     subdir = r.random() < 0.3
     raw_base = r.random() < 0.2
@@ -153,6 +168,8 @@ def generate(seed, fifo=False):
                 prev = layers[-1]
                 if r.random() < 0.3:
                     size = _size(r)
+                    if "commit-short" in avoid:
+                        size = max(size, prev["size"])
                     c.features.add("mismatched-sizes")
                     c.setup.append("qemu-img create -q -f qcow2 %s -b %s -F %s %s %d"
                                    % (opts, prev["name"], prev["fmt"], name, size))
@@ -183,12 +200,14 @@ def generate(seed, fifo=False):
     spares = []
     if r.random() < 0.6:
         ssize = size if r.random() < 0.6 else _round(_size(r))
+        ssize = size if "reuse-size" in avoid else ssize
         c.setup.append("qemu-img create -q -f qcow2 spare.qcow2 %d" % ssize)
         if ssize >= 512:
             c.setup.append("qemu-io -f qcow2 -c 'write -P 0x5a 0 %d' spare.qcow2 >/dev/null" % min(ssize, 64 * K))
         spares.append(("spare.qcow2", "qcow2"))
     if r.random() < 0.4:
         ssize = size if r.random() < 0.6 else _round(_size(r, raw=True))
+        ssize = size if "reuse-size" in avoid else ssize
         c.setup.append("qemu-img create -q -f raw spare.raw %d" % ssize)
         if ssize >= 512:
             c.setup.append("qemu-io -f raw -c 'write -P 0x5b 0 %d' spare.raw >/dev/null" % min(ssize, 64 * K))
@@ -207,7 +226,7 @@ def generate(seed, fifo=False):
     if r.random() < 0.7:
         node_top = "node-top"
         opts.append("node-name=" + node_top)
-    if depth > 1 and r.random() < 0.3:
+    if depth > 1 and r.random() < 0.3 and not (subdir and "subdir-backing-node-name" in avoid):
         node_back = "node-back"
         opts.append("backing.node-name=" + node_back)
     if top["fmt"] == "raw":
@@ -288,7 +307,7 @@ class _ScriptGen:
             self.emit('qemu-io %s "write -z %d %d"' % (DEVICE, off, ln))
             self.extents.append((off, ln, 0))
             self.c.features.add("write-zeroes")
-        elif x < 0.65:
+        elif x < 0.65 and "discard" not in self.c.avoid:
             self.emit('qemu-io %s "discard %d %d"' % (DEVICE, off, ln))
             self.c.features.add("discard")
         else:
@@ -323,7 +342,7 @@ class _ScriptGen:
         if x < 0.85:
             self.c.features.add("missing-dir")
             return "nodir/%s.qcow2" % stem, "missing-dir"
-        if x < 0.93:
+        if x < 0.93 and "target-in-chain" not in self.c.avoid:
             self.c.features.add("target-in-chain")
             return self.d + r.choice(self.layers)["name"], "chain"
         return self.new_name(stem), "new"
@@ -378,6 +397,9 @@ class _ScriptGen:
 
     def commit(self):
         r = self.r
+        if ("commit-while-job" in self.c.avoid and self.job) or \
+                ("commit-short" in self.c.avoid and "mismatched-sizes" in self.c.features):
+            return self.emit("info block")
         self.c.features.add("commit")
         x = r.random()
         if x < 0.7:
@@ -414,6 +436,8 @@ class _ScriptGen:
         if r.random() < 0.5:
             flags.append("-f")
         fmt = r.choice(["qcow2", "qcow2", "raw", ""])
+        if not fmt and kind == "existing" and "raw-probe" in c.avoid:
+            fmt = dict(self.spares).get(path) or "qcow2"
         c.targets.add(path)
         self.emit(("drive_mirror %s %s %s %s" % (" ".join(flags), DEVICE, path, fmt)).replace("  ", " ").strip())
         self.emit("#! wait-ready %s" % DEVICE)
@@ -432,10 +456,12 @@ class _ScriptGen:
             flags.append("-n")
         if r.random() < 0.5:
             flags.append("-f")
-        if r.random() < 0.05:
+        if r.random() < 0.05 and "compress" not in c.avoid:
             flags.append("-c")
             c.features.add("backup-compress")
         fmt = r.choice(["qcow2", "qcow2", "raw", ""])
+        if not fmt and kind == "existing" and "raw-probe" in c.avoid:
+            fmt = dict(self.spares).get(path) or "qcow2"
         c.targets.add(path)
         self.emit(("drive_backup %s %s %s %s" % (" ".join(flags), DEVICE, path, fmt)).replace("  ", " ").strip())
         self.emit("#! wait")
@@ -1033,7 +1059,7 @@ def run_seed(seed, impls, opts, keep_root=None, keep_always=False):
     """impls: [(label, argv)] of two implementations; the first is the reference."""
     res = SeedResult(seed)
     t0 = time.monotonic()
-    case = generate(seed, fifo=opts.fifo)
+    case = generate(seed, fifo=opts.fifo, avoid=opts.avoid)
     res.case = case
     deliberate = opts.deliberate
     root = tempfile.mkdtemp(prefix="difffuzz-%d-" % seed)
@@ -1230,14 +1256,24 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64", metavar="BIN")
     ap.add_argument("--self-check", action="store_true", help="run QEMU against QEMU (finds timing-dependent output)")
     ap.add_argument("--fifo", action="store_true", help="also use a FIFO as a target (livemon 0.1 hangs on it)")
+    ap.add_argument("--avoid", default="", metavar="KINDS",
+                    help="comma list of known divergence kinds the generator steers around, or 'known' for all: "
+                    + ", ".join(sorted(AVOIDABLE)) + " (part of a seed's identity)")
     ap.add_argument("--timeout", type=float, default=CMD_TIMEOUT, help="seconds to wait for one prompt")
     ap.add_argument("-v", "--verbose", action="store_true", help="print diffs of diverging seeds")
     args = ap.parse_args()
     CMD_TIMEOUT = args.timeout
     args.deliberate = Deliberate()
+    avoid = {a for a in args.avoid.split(",") if a}
+    if "known" in avoid:
+        avoid = set(AVOIDABLE)
+    bad = avoid - set(AVOIDABLE)
+    if bad:
+        ap.error("unknown --avoid kind(s): %s (known: %s)" % (", ".join(sorted(bad)), ", ".join(sorted(AVOIDABLE))))
+    args.avoid = frozenset(avoid)
 
     if args.show is not None:
-        case = generate(args.show, fifo=args.fifo)
+        case = generate(args.show, fifo=args.fifo, avoid=args.avoid)
         sys.stdout.write(case.text())
         if args.emit_scenario:
             emit_scenario(case, args.emit_scenario)
@@ -1266,7 +1302,7 @@ def main():
     if args.replay is not None:
         res = run_seed(args.replay, impls, args, args.keep_failures, keep_always=True)
         case = res.case
-        print("=== seed %d" % args.replay)
+        print("=== seed %d%s" % (args.replay, " (--avoid %s)" % ",".join(sorted(args.avoid)) if args.avoid else ""))
         sys.stdout.write(case.text())
         for label, o in ((impls[0][0], res.a), (impls[1][0], res.b)):
             if o is not None:
