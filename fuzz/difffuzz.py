@@ -131,6 +131,9 @@ AVOIDABLE = {
     "subdir-backing-node-name": "backing.node-name on a -drive whose images are in a subdirectory",
     "commit-while-job": "commit while a job may be running",
     "raw-probe": "existing raw targets named without a format (QEMU probes and warns)",
+    "backup-other-dir": "drive_backup without -f (sync top) into a directory other than the disk's",
+    "snapshot-reuse": "snapshot_blkdev -n (QEMU's json: filename)",
+    "subdir-strings": "in a subdirectory: new images beside the disk, a stream whose base is the immediate backing",
 }
 
 
@@ -328,6 +331,8 @@ class _ScriptGen:
     def new_name(self, stem, ext="qcow2"):
         self.n += 1
         where = self.d if (self.d and self.r.random() < 0.5) else ""
+        if "subdir-strings" in self.c.avoid:
+            where = ""
         return "%s%s%d.%s" % (where, stem, self.n, ext)
 
     def target(self, stem, allow_existing=True):
@@ -371,6 +376,9 @@ class _ScriptGen:
             y = r.random()
             if y < 0.45:
                 args.append(self.chain_name())
+                if self.d and "subdir-strings" in c.avoid and len(self.layers) > 1 and \
+                        args[-1] == self.layers[-2]["name"]:
+                    args[-1] = self.layers[0]["name"]
             elif y < 0.6 and self.d:
                 args.append(self.chain_name(cwd_relative=True))
                 c.features.add("base-cwd-relative")
@@ -416,6 +424,7 @@ class _ScriptGen:
         self.c.features.add("snapshot")
         path, kind = self.target("snap")
         reuse = kind == "existing" and r.random() < 0.5
+        reuse = reuse and "snapshot-reuse" not in self.c.avoid
         fmt = r.choice(["qcow2", "qcow2", "", "raw"]) if not reuse else r.choice(["qcow2", ""])
         if path:
             self.c.targets.add(path)
@@ -455,6 +464,8 @@ class _ScriptGen:
         if kind == "existing" and r.random() < 0.7:
             flags.append("-n")
         if r.random() < 0.5:
+            flags.append("-f")
+        if "-f" not in flags and "backup-other-dir" in c.avoid and os.path.dirname(path) != self.d.rstrip("/"):
             flags.append("-f")
         if r.random() < 0.05 and "compress" not in c.avoid:
             flags.append("-c")
