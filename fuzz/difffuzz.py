@@ -1142,9 +1142,7 @@ def compare(res, case, before, a, b, la, lb, deliberate):
     # 4. images compared across runs: targets, the chain, and whatever either run created
     created_a = set(a.files) - set(before)
     created_b = set(b.files) - set(before)
-    for p in sorted((created_a ^ created_b)):
-        if a.files.get(p, ("x",))[0] == "dir" or b.files.get(p, ("x",))[0] == "dir":
-            pass
+    for p in sorted(created_a ^ created_b):
         res.reasons.append("file %s exists only after %s" % (p, la if p in created_a else lb))
     for p in sorted(set(a.images) | set(b.images)):
         ia, ib = a.images.get(p), b.images.get(p)
