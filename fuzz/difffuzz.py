@@ -396,7 +396,7 @@ class _ScriptGen:
         if slow and len(args) > 1 and args[1] == sp:
             # A stream that had to copy sleeps ~512 KiB / speed (minutes here) after its first chunk; one with nothing
             # (more) to copy ends at once.  Half a second decides which, whatever the timing.
-            self.emit("#! sleep 0.5")
+            self.emit("#! settle")
             self.job = "stream"
             self.paused = False
             self.fast = False
@@ -497,7 +497,7 @@ class _ScriptGen:
                     self.fast = True
                 elif not self.paused:
                     # a faster limit wakes the job: it copies one more chunk and either ends or sleeps for minutes
-                    self.emit("#! sleep 0.5")
+                    self.emit("#! settle")
             return
         self.emit("block_job_%s %s" % (v, dev))
         if dev != DEVICE or not self.job:
@@ -510,7 +510,7 @@ class _ScriptGen:
                 self.emit("#! wait")
                 self.job = None
             elif self.job == "stream":
-                self.emit("#! sleep 0.5")       # resumed: one more chunk, then it ends or sleeps for minutes
+                self.emit("#! settle")       # resumed: one more chunk, then it ends or sleeps for minutes
         elif v == "cancel" or (v == "complete" and self.job == "mirror" and not self.paused):
             self.emit("#! wait")
             self.job = None
@@ -729,6 +729,29 @@ def parse_drive(drive_args):
     raise FuzzError("no -drive in drive args")
 
 
+def settle(mon):
+    """'#! settle' (fuzzer only; written as '#! sleep 1' in emitted scenarios): poll until no job is active, or until
+    `info block-jobs` has shown the same text on 5 polls in a row (a rate-limited job asleep for minutes, a paused or a
+    ready job).  A fixed sleep was not enough on a loaded machine: a stream with one chunk to copy sometimes took
+    longer than half a second to end.  Returns (alive, note or None)."""
+    deadline = time.monotonic() + WAIT_CAP
+    last, same = None, 0
+    while True:
+        seg, alive = mon.command("info block-jobs")
+        if not alive:
+            return False, None
+        lines = render(seg.decode(errors="replace"))[1:]
+        if "No active jobs" in lines:
+            return True, None
+        same = same + 1 if lines == last else 0
+        last = lines
+        if same >= 4:
+            return True, None
+        if time.monotonic() > deadline:
+            return True, "[fuzz: gave up settling after %.0f s: %s]" % (WAIT_CAP, " | ".join(lines))
+        time.sleep(POLL)
+
+
 def poll_jobs(mon, ready_dev):
     """'#! wait': until 'No active jobs'.  '#! wait-ready DEV': until DEV's job shows X == Y on 5 polls in a row (10
     when Y is 0), or until it is gone (a mirror that failed at once).  Returns (alive, note or None)."""
@@ -779,6 +802,9 @@ def run_monitor(argv, case, tmp, extra_masks):
                     alive, note = poll_jobs(mon, None)
                 elif words[0] == "wait-ready":
                     alive, note = poll_jobs(mon, words[1])
+                elif words[0] == "settle":
+                    time.sleep(0.3)
+                    alive, note = settle(mon)
                 elif words[0] == "sleep":
                     time.sleep(float(words[1]))
                     note = None
@@ -1201,7 +1227,7 @@ def save(res, root, dest):
     with open(os.path.join(dest, "drive.args"), "w") as f:
         f.write(case.drive_args + "\n")
     with open(os.path.join(dest, "script.hmp"), "w") as f:
-        f.write("\n".join(case.script) + "\n")
+        f.write(scenario_script(case))
     with open(os.path.join(dest, "report.txt"), "w") as f:
         f.write(report_text(res))
     for label in ("a", "b"):
@@ -1393,7 +1419,12 @@ def emit_scenario(case, dest):
     with open(os.path.join(dest, "drive.args"), "w") as f:
         f.write(case.drive_args + "\n")
     with open(os.path.join(dest, "script.hmp"), "w") as f:
-        f.write("#! guest-writes\n" + "\n".join(case.script) + "\n")
+        f.write("#! guest-writes\n" + scenario_script(case))
+
+
+def scenario_script(case):
+    """The script for ../shared/conformance/run, which knows no '#! settle'."""
+    return "".join(("#! sleep 1" if l == "#! settle" else l) + "\n" for l in case.script)
 
 
 if __name__ == "__main__":
