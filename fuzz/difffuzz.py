@@ -133,6 +133,7 @@ AVOIDABLE = {
     "raw-probe": "existing raw targets named without a format (QEMU probes and warns)",
     "backup-other-dir": "drive_backup without -f (sync top) into a directory other than the disk's",
     "snapshot-reuse": "snapshot_blkdev -n (QEMU's json: filename)",
+    "base-cwd": "block_stream base names relative to the working directory instead of the image directory",
     "subdir-strings": "in a subdirectory: new images beside the disk, a stream whose base is the immediate backing",
 }
 
@@ -380,7 +381,7 @@ class _ScriptGen:
                         args[-1] == self.layers[-2]["name"]:
                     args[-1] = self.layers[0]["name"]
             elif y < 0.6 and self.d:
-                args.append(self.chain_name(cwd_relative=True))
+                args.append(self.chain_name(cwd_relative="base-cwd" not in c.avoid))
                 c.features.add("base-cwd-relative")
             elif y < 0.7 and self.node_back:
                 args.append(self.node_back)
