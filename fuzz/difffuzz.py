@@ -1215,7 +1215,11 @@ def first_difference(x, y):
         p = xl[i] if i < len(xl) else "<end>"
         q = yl[i] if i < len(yl) else "<end>"
         if p != q:
-            return "%r vs %r" % (p[:150], q[:150])
+            # show where the lines part, not only their (often equal) beginnings
+            col = next((k for k in range(min(len(p), len(q))) if p[k] != q[k]), min(len(p), len(q)))
+            lo = max(0, col - 40)
+            cut = lambda t: ("..." if lo else "") + t[lo:lo + 110] + ("..." if len(t) > lo + 110 else "")
+            return "%r vs %r" % (cut(p), cut(q))
     return "?"
 
 
