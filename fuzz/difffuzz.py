@@ -288,6 +288,9 @@ class _ScriptGen:
         # A mirror still running at quit is force-cancelled: whether the target got the last guest writes depends on
         # timing.  Cancelling a ready mirror first makes QEMU bring the target up to date (seed 1095).
         if self.job and (r.random() < 0.5 or self.job == "mirror"):
+            if self.paused:                     # QEMU refuses to cancel a paused job
+                self.emit("block_job_resume %s" % DEVICE)
+                self.emit("#! settle")
             self.emit("block_job_cancel %s" % DEVICE)
             self.emit("#! wait")
             self.job = None
@@ -514,7 +517,8 @@ class _ScriptGen:
                 self.job = None
             elif self.job == "stream":
                 self.emit("#! settle")       # resumed: one more chunk, then it ends or sleeps for minutes
-        elif v == "cancel" or (v == "complete" and self.job == "mirror" and not self.paused):
+        elif (v == "cancel" or (v == "complete" and self.job == "mirror")) and not self.paused:
+            # (QEMU 7.2 refuses to cancel a paused job: "The block job for device 'virtio0' is currently paused")
             self.emit("#! wait")
             self.job = None
             self.paused = False
@@ -588,7 +592,7 @@ def render(text):
 
 
 def mask(line, tmp, extra):
-    for t in {tmp, os.path.realpath(tmp)}:
+    for t in ({tmp, os.path.realpath(tmp)} if tmp else ()):
         line = line.replace(t + "/", "").replace(t, "<tmp>")
     m = JOB_LINE.match(line)
     if m:
@@ -751,7 +755,7 @@ def settle(mon):
         if same >= 4:
             return True, None
         if time.monotonic() > deadline:
-            return True, "[fuzz: gave up settling after %.0f s: %s]" % (WAIT_CAP, " | ".join(lines))
+            return True, "[fuzz: gave up settling after %.0f s: %s]" % (WAIT_CAP, " | ".join(mask(l, "", []) for l in lines))
         time.sleep(POLL)
 
 
@@ -780,7 +784,7 @@ def poll_jobs(mon, ready_dev):
             if stable >= (5 if y > 0 else 10):
                 return True, None
         if time.monotonic() > deadline:
-            return True, "[fuzz: gave up waiting after %.0f s: %s]" % (WAIT_CAP, " | ".join(lines))
+            return True, "[fuzz: gave up waiting after %.0f s: %s]" % (WAIT_CAP, " | ".join(mask(l, "", []) for l in lines))
         time.sleep(POLL)
 
 
