@@ -1,0 +1,9 @@
+# img/A <- img/B <- img/C, backing strings relative to img/; each layer holds data.  (fuzz seed 1048)
+mkdir img
+cd img
+qemu-img create -q -f qcow2 file-A.img 1M
+qemu-io -c "write -P 0xa1 0 64k" file-A.img >/dev/null
+qemu-img create -q -f qcow2 -b file-A.img -F qcow2 file-B.img
+qemu-io -c "write -P 0xb1 64k 64k" file-B.img >/dev/null
+qemu-img create -q -f qcow2 -b file-B.img -F qcow2 file-C.img
+qemu-io -c "write -P 0xc1 128k 64k" file-C.img >/dev/null
