@@ -137,7 +137,8 @@ public final class MirrorJob extends Job {
             JobTarget.checkJobId(id);
             graph.checkNotBusy(source);
             BlockNode targetBacking = JobTarget.backingFor(source, sync);
-            if (targetBacking != null) {
+            if (targetBacking != null && !target.format().equals("raw")) {
+                // a raw target cannot carry a backing file (QEMU leaves it without one; the size check then decides)
                 target.setBacking(targetBacking.image());
             }
             // As QEMU's drive-mirror (zero_target): a full mirror into an existing image writes zeroes wherever the

@@ -259,7 +259,8 @@ public final class Images {
     }
 
     /**
-     * {@code qemu-img create -f qcow2}. A size of 0 with a backing file takes the backing image's size. Never harms an
+     * {@code qemu-img create -f qcow2}. A size of -1 with a backing file takes the backing image's size (QEMU's
+     * unspecified size); 0 is a disk of 0 bytes, as a snapshot of an empty disk makes it. Never harms an
      * existing file: an open or locked target, a directory, a FIFO or a device is refused with QEMU's message and left
      * as it was, and a new image replaces an old file only once complete (see {@link ImageCreation}).
      *
@@ -298,7 +299,7 @@ public final class Images {
         String bfmt = o.backingFormat();
         if (bfile != null && !bfile.isEmpty()) {
             String bname = pathCombine(filename, bfile);
-            if (bfmt == null || size <= 0) {
+            if (bfmt == null || size < 0) {
                 Image b;
                 try {
                     b = open(cwd, bname, bfmt, true);
@@ -309,7 +310,7 @@ public final class Images {
                     if (bfmt == null) {
                         bfmt = b.format();
                     }
-                    if (size <= 0) {
+                    if (size < 0) {
                         size = b.size();
                     }
                 } finally {

@@ -27,7 +27,7 @@ class ConcurrencyTest {
         long size = 16L << 20;
         QemuTools.qemuImg(dir, "create", "-f", "qcow2", "-o", "cluster_size=4096", "base.img", "16M");
         QemuTools.qemuIo(dir, "base.img", "write -P 0x33 0 16M");
-        Images.createQcow2(dir, "t.img", 0, Qcow2CreateOptions.withBacking("base.img", "qcow2").withClusterSize(4096));
+        Images.createQcow2(dir, "t.img", -1, Qcow2CreateOptions.withBacking("base.img", "qcow2").withClusterSize(4096));
         // the shared range: every write covers all of it with one thread's byte, so the result must be uniform
         long sharedOff = 15L << 20;
         int sharedLen = 300_000;

@@ -84,7 +84,7 @@ class ImagesTest {
     @Test
     void createWithBackingTakesBackingSizeAndMatchesQemu() throws IOException {
         QemuTools.qemuImg(dir, "create", "-f", "qcow2", "base.qcow2", "32M");
-        long size = Images.createQcow2(dir, "mine.qcow2", 0, Qcow2CreateOptions.withBacking("base.qcow2", "qcow2"));
+        long size = Images.createQcow2(dir, "mine.qcow2", -1, Qcow2CreateOptions.withBacking("base.qcow2", "qcow2"));
         assertThat(size).isEqualTo(32L << 20);
         QemuTools.qemuImg(dir, "create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "ref.qcow2");
         assertThat(Files.readAllBytes(dir.resolve("mine.qcow2")))
@@ -318,7 +318,7 @@ class ImagesTest {
     void copyUpFromBackingAndDiscardWithBacking() throws IOException {
         QemuTools.qemuImg(dir, "create", "-f", "qcow2", "a.img", "1M");
         QemuTools.qemuIo(dir, "a.img", "write -P 7 0 1M");
-        Images.createQcow2(dir, "b.img", 0, Qcow2CreateOptions.withBacking("a.img", "qcow2"));
+        Images.createQcow2(dir, "b.img", -1, Qcow2CreateOptions.withBacking("a.img", "qcow2"));
         Image b = Images.openChain(dir, "b.img", null, false);
         try {
             b.write(70000, new byte[] {9}, 0, 1);
