@@ -17,8 +17,12 @@ public final class DriveCommit {
     /** Messages here carry no {@code Error: } prefix in HMP (QEMU 7.2). */
     public static void commit(BlockGraph graph, String deviceName) throws BlockException {
         if (deviceName.equals("all")) {
+            // QEMU's blk_commit_all: every drive with a backing file, in order; the first failure ends it
             for (BlockDevice d : graph.devices()) {
-                if (d.root() != null && d.root().skipFilters().backing() != null && graph.blocker(d.root()) == null) {
+                if (d.root() != null && d.root().skipFilters().backing() != null) {
+                    if (graph.blocker(d.root()) != null || d.root().isFilter()) {
+                        throw new BlockException("'commit' error for 'all': Device or resource busy");
+                    }
                     commitDevice(graph, d);
                 }
             }
@@ -28,11 +32,12 @@ public final class DriveCommit {
         if (d == null || d.root() == null) {
             throw new BlockException("Device '" + deviceName + "' not found");
         }
+        // QEMU's bdrv_commit, past the implicit filters: no backing file (ENOTSUP) before busy (EBUSY)
+        if (d.root().skipFilters().backing() == null) {
+            throw new BlockException("'commit' error for '" + deviceName + "': Operation not supported");
+        }
         if (graph.blocker(d.root()) != null || d.root().isFilter()) {
             throw new BlockException("'commit' error for '" + deviceName + "': Device or resource busy");
-        }
-        if (d.root().backing() == null) {
-            throw new BlockException("'commit' error for '" + deviceName + "': Operation not supported");
         }
         if (d.root().skipFilters().image().isReadOnly()) {
             // QEMU's bdrv_commit refuses a read-only top before it touches the backing file (EPERM)

@@ -47,10 +47,6 @@ public final class StreamJob extends Job {
     /** Validates the request as QEMU does, then starts the job. */
     public static StreamJob start(BlockGraph graph, StreamRequest r) throws BlockException {
         BlockNode named = graph.lookupNode(r.device(), r.device());
-        if (named.isFilter() && named.driver().equals("mirror_top")) {
-            // A mirror's filter sits at the device's root; QEMU refuses before looking at what holds the nodes.
-            throw new BlockException("Need a root block node");
-        }
         BlockNode target = named.skipFilters();
         BlockDevice device = graph.deviceOf(target);
         if (r.base() != null && r.baseNode() != null) {
@@ -71,6 +67,11 @@ public final class StreamJob extends Job {
                 throw new BlockException("Node '" + r.baseNode() + "' is not a backing image of '"
                         + target.name() + "'");
             }
+        }
+        if (named.isFilter() && named.driver().equals("mirror_top")) {
+            // A mirror's filter sits at the device's root; QEMU refuses after looking up the base (a bad base name
+            // is reported first) and before looking at what holds the nodes.
+            throw new BlockException("Need a root block node");
         }
         if (r.backingFile() != null && base == null) {
             throw new BlockException("backing file specified, but streaming the entire chain");
