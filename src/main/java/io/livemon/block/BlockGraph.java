@@ -23,6 +23,8 @@ public final class BlockGraph implements JobContext, AutoCloseable {
 
     private final Path cwd;
     private final EventBus events = new EventBus();
+    /** Where QEMU's warn_report text goes (standard error by default; the front end may redirect it). */
+    private volatile java.util.function.Consumer<String> warnings = System.err::println;
 
     /**
      * Guards {@link #devices}, {@link #nodes}, {@link #jobs}, {@link #blockers}, every device's root and every node's
@@ -41,6 +43,16 @@ public final class BlockGraph implements JobContext, AutoCloseable {
 
     public BlockGraph(Path cwd) {
         this.cwd = cwd.toAbsolutePath();
+    }
+
+    /** Sends QEMU's warnings (e.g. a raw image whose format was probed) to {@code sink} instead of stderr. */
+    public void setWarnings(java.util.function.Consumer<String> sink) {
+        this.warnings = sink;
+    }
+
+    /** A warning QEMU prints with warn_report, one or more lines, without a program prefix. */
+    void warn(String text) {
+        warnings.accept(text);
     }
 
     public Path cwd() {
