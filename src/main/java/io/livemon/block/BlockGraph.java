@@ -298,6 +298,35 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         return below;
     }
 
+    /**
+     * Opens, read-only, the backing chain that {@code image}'s own header names and registers its nodes: what QEMU's
+     * drive-mirror with mode=existing gives the target (MIRROR_OPEN_BACKING_CHAIN), so that the device shows the
+     * target's own chain after the pivot and its backing files are locked against writers meanwhile.
+     *
+     * @return the top node of that chain, or null when the header names no backing file
+     * @throws BlockException {@code Could not open backing file: ...} with QEMU's text for the failure
+     */
+    BlockNode openBackingChainOf(Image image) throws BlockException {
+        String b = image.backingFileString();
+        if (b == null || b.isEmpty()) {
+            return null;
+        }
+        Image chain;
+        try {
+            chain = Images.openChain(cwd, Images.pathCombine(image.filename(), b), image.backingFormatString(), true);
+        } catch (IOException e) {
+            throw new BlockException("Could not open backing file: " + e.getMessage(), e);
+        }
+        synchronized (lock) {
+            try {
+                return addChainNodes(chain, depth -> null);
+            } catch (BlockException e) {
+                closeChain(chain);
+                throw e;
+            }
+        }
+    }
+
     private static void closeChain(Image top) {
         for (Image i = top; i != null; i = i.backing()) {
             DriveOperations.closeQuietly(i);

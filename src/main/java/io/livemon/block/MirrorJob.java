@@ -44,6 +44,8 @@ public final class MirrorJob extends Job {
     private final JobTarget.Sync sync;
     /** Zero the target where the source is unallocated (a reused full target without backing file). */
     private final boolean zeroTarget;
+    /** The target existed (mode=existing, HMP -n) and brought its own backing chain. */
+    private final boolean reuseTarget;
     private final List<BlockNode> blocked = new ArrayList<>();
 
     private final BitSet dirty = new BitSet(); // guarded by itself
@@ -97,6 +99,7 @@ public final class MirrorJob extends Job {
         this.sync = sync;
         this.zeroTarget = zeroTarget;
         this.size = source.size();
+        this.reuseTarget = r.reuse();
     }
 
     /** Validates as QEMU 7.2's qmp_drive_mirror, creates/opens the target, starts the job. */
@@ -118,6 +121,7 @@ public final class MirrorJob extends Job {
         BlockNode backing = r.reuse() ? null : JobTarget.backingFor(source, sync);
         Image target = JobTarget.createAndOpen(graph, source, r.target(), r.format(), r.reuse(), backing, stdout);
         BlockNode targetNode = null;
+        BlockNode ownChain = null;
         try {
             if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
                 throw new BlockException("Sync mode '" + sync.qapiName() + "' not supported");
@@ -136,7 +140,10 @@ public final class MirrorJob extends Job {
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
             graph.checkNotBusy(source);
-            BlockNode targetBacking = JobTarget.backingFor(source, sync);
+            // A reused target keeps the backing chain its header names (QEMU: MIRROR_OPEN_BACKING_CHAIN); a created
+            // one gets the source's chain (MIRROR_SOURCE_BACKING_CHAIN).
+            BlockNode targetBacking = r.reuse() ? graph.openBackingChainOf(target) : JobTarget.backingFor(source, sync);
+            ownChain = r.reuse() ? targetBacking : null;
             if (targetBacking != null && !target.format().equals("raw")) {
                 // a raw target cannot carry a backing file (QEMU leaves it without one; the size check then decides)
                 target.setBacking(targetBacking.image());
@@ -146,12 +153,10 @@ public final class MirrorJob extends Job {
             boolean zeroTarget = sync == JobTarget.Sync.FULL && r.reuse();
             targetNode = graph.addNode(target, r.nodeName());
             targetNode.setBacking(targetBacking);
-            if (targetBacking != null || r.reuse()) {
-                // QEMU opens the target without its backing file and attaches the source's chain: what it takes
-                // the header to say is the string it wrote itself, or a reused target's own string.
-                String header = target.backingFileString();
-                targetNode.setAutoBackingFile(!r.reuse() ? targetBacking.displayName()
-                        : sync == JobTarget.Sync.FULL ? null : header == null ? "" : header);
+            if (targetBacking != null && !r.reuse()) {
+                // QEMU opens a created target without its backing file and attaches the source's chain: what it
+                // takes the header to say is the string it wrote itself
+                targetNode.setAutoBackingFile(targetBacking.displayName());
             }
             MirrorJob job = new MirrorJob(graph, id, device, source, targetNode, sync, zeroTarget, r);
             if (r.speed() < 0) {
@@ -170,6 +175,9 @@ public final class MirrorJob extends Job {
             return job;
         } catch (BlockException | RuntimeException e) {
             JobTarget.discard(graph, targetNode, target);
+            if (ownChain != null) {
+                graph.dropNodes(DriveOperations.chainOf(ownChain));
+            }
             throw e;
         }
     }
@@ -352,7 +360,8 @@ public final class MirrorJob extends Job {
             source.removeWriteListener(listener);
             List<BlockNode> dropped = new ArrayList<>();
             if (sync != JobTarget.Sync.NONE) {
-                BlockNode stop = sync == JobTarget.Sync.TOP ? source.backing() : null;
+                // a reused target brought its own chain: none of the source's chain stays in use
+                BlockNode stop = sync == JobTarget.Sync.TOP && !reuseTarget ? source.backing() : null;
                 for (BlockNode n = source; n != null && n != stop; n = n.backing()) {
                     dropped.add(n);
                 }
@@ -360,7 +369,8 @@ public final class MirrorJob extends Job {
             graph.dropNodes(dropped);
         } else {
             source.removeWriteListener(listener);
-            graph.dropNodes(List.of(targetNode));
+            // the target, and the chain it brought when it was reused (a created one shares the source's)
+            graph.dropNodes(reuseTarget ? DriveOperations.chainOf(targetNode) : List.of(targetNode));
         }
     }
 

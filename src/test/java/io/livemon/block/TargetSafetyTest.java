@@ -281,8 +281,13 @@ class TargetSafetyTest {
         MirrorJob.start(graph, MirrorJob.Request.hmp("virtio0", "tz.img", "qcow2", true, true), stdout::add);
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(30)).until(() -> graph.jobInfos().stream()
                 .anyMatch(j -> j.ready()));
+        // the target's own backing file is open (and locked) as QEMU opens it: nothing may overwrite it now
+        QemuTools.Result w = QemuTools.run(dir, "qemu-io", "-c", "write -P 0x22 0 64k", "z.img");
+        assertThat(w.exitCode()).isNotZero();
+        assertThat(w.stderr()).contains("Failed to get \"write\" lock");
         graph.job("virtio0").complete();
         assertThat(graph.awaitNoJobs(30_000)).isTrue();
+        assertThat(graph.device("virtio0").root().backing().filename()).isEqualTo("z.img");
         graph.close();
         assertThat(QemuTools.compare(dir, "source.raw", "tz.img").exitCode()).isZero();
         QemuTools.assertClean(dir, "tz.img");
