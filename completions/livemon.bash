@@ -169,7 +169,7 @@ function _picocli_livemon() {
   local prev_word=${COMP_WORDS[COMP_CWORD-1]}
 
   local commands=""
-  local flag_opts="'--strict' '--events' '--keep-demo' '-nodefaults' '-S' '--version' '-h' '--help'"
+  local flag_opts="'--strict' '--events' '--completion-menu' '--keep-demo' '-nodefaults' '-S' '--version' '-h' '--help'"
   local arg_opts="'-drive' '-blockdev' '-x' '--script' '--history' '-qmp' '-chardev' '-mon' '-M' '-machine' '-display' '-name' '-monitor'"
 
   type compopt &>/dev/null && compopt +o default

@@ -89,7 +89,7 @@ class ImagesTest {
         QemuTools.qemuImg(dir, "create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "ref.qcow2");
         assertThat(Files.readAllBytes(dir.resolve("mine.qcow2")))
                 .isEqualTo(Files.readAllBytes(dir.resolve("ref.qcow2")));
-        Images.createQcow2(dir, "v2.qcow2", 0,
+        Images.createQcow2(dir, "v2.qcow2", -1,
                 Qcow2CreateOptions.withBacking("base.qcow2", "qcow2").withCompat("0.10"));
         QemuTools.qemuImg(dir, "create", "-f", "qcow2", "-o", "compat=0.10", "-b", "base.qcow2", "-F", "qcow2",
                 "v2ref.qcow2");
