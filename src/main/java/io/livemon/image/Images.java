@@ -431,7 +431,8 @@ public final class Images {
             sb.append(" compat=").append(o.compat());
         }
         if (o.backingFile() != null) {
-            sb.append(" backing_file=").append(o.backingFile());
+            // QEMU prints option values as its option syntax needs them: a comma doubled (qemu_opts_print)
+            sb.append(" backing_file=").append(o.backingFile().replace(",", ",,"));
             if (o.backingFormat() != null) {
                 sb.append(" backing_fmt=").append(o.backingFormat());
             }
