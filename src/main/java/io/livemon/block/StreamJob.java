@@ -112,7 +112,9 @@ public final class StreamJob extends Job {
             job.discardCreated();
             throw new BlockException("Parameter 'speed' expects a non-negative value");
         }
-        job.setLen(target.size()); // QEMU reports len = virtual size from the start ("Completed 0 of <size>")
+        if (!intermediates.isEmpty()) {
+            job.setLen(target.size()); // QEMU reports len = virtual size from the start ("Completed 0 of <size>")
+        }
         try {
             if (target.readOnly()) {
                 target.image().setReadOnly(false);
@@ -148,6 +150,11 @@ public final class StreamJob extends Job {
 
     @Override
     protected void run() throws Exception {
+        if (intermediates.isEmpty()) {
+            // QEMU 7.2's stream_run: nothing between the target and the base, so nothing to stream; the job ends at
+            // once, whatever its speed, with len and offset 0 (the backing string is still rewritten on completion)
+            return;
+        }
         Image top = target.image();
         long len = top.size();
         setLen(len);

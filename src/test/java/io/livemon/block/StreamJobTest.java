@@ -67,6 +67,16 @@ class StreamJobTest {
     }
 
     @Test
+    void aStreamWithNothingBetweenTargetAndBaseEndsAtOnceWhateverItsSpeed() throws Exception {
+        // QEMU 7.2 (recorded over QMP): BLOCK_JOB_COMPLETED with len 0 and offset 0 right away, at 2 KiB/s
+        StreamJob.start(graph, StreamRequest.hmp("virtio0", 2048, "file-D.img"));
+        assertThat(graph.awaitNoJobs(5_000)).isTrue();
+        Event done = events.stream().filter(e -> e.name().equals("BLOCK_JOB_COMPLETED")).findFirst().orElseThrow();
+        assertThat(done.data()).containsEntry("len", 0L).containsEntry("offset", 0L);
+        assertContentUnchanged();
+    }
+
+    @Test
     void streamingIntoAnIntermediateNodeRepointsItAndKeepsItReadOnly() throws Exception {
         streamAndWait(StreamRequest.hmp("node-D", 0, "file-B.img"));
         assertThat(backingOf("file-D.img")).isEqualTo("backing file: file-B.img");
