@@ -2,7 +2,7 @@
 # The project's whole test suite: unit and integration tests (Maven), the monitor sample scripts, and the QEMU
 # conformance scenarios the project carries (conformance/, expectations recorded from QEMU 7.2). Where ../shared is
 # present (or $LIVEMON_SHARED), its conformance scenarios that the project does not carry run too.
-# Needs JDK 17, Maven, qemu-utils and python3; run from anywhere. About 5-8 minutes on 2 cores.
+# Needs JDK 17, Maven, qemu-utils and python3; run from anywhere. About 10 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")"
 mvn -B verify
