@@ -58,12 +58,6 @@ final class JobProgressLine {
                 frac * 100, rateText, running ? eta : "", state).replace("  ", " ");
     }
 
-    /** The rate the last render showed for {@code id} would be recomputed from these samples (tests). */
-    int samplesOf(String id) {
-        Deque<long[]> w = samples.get(id);
-        return w == null ? 0 : w.size();
-    }
-
     void forgetExcept(List<JobInfo> jobs) {
         var ids = jobs.stream().map(JobInfo::id).collect(Collectors.toSet());
         samples.keySet().retainAll(ids);

@@ -41,7 +41,12 @@ final class QmpFixture implements AutoCloseable {
     }
 
     static QmpFixture seed(Path dir) throws Exception {
-        mkchain(dir, "64M");
+        return seed(dir, "64M");
+    }
+
+    /** The seed chain of {@code size} (qemu-img size syntax) with E attached as virtio0, QMP served. */
+    static QmpFixture seed(Path dir, String size) throws Exception {
+        mkchain(dir, size);
         return new QmpFixture(dir, QmpServer.Limits.DEFAULT, DRIVE_E);
     }
 

@@ -21,8 +21,7 @@ class QmpJobEndTest {
     @BeforeEach
     void start() throws Exception {
         Assumptions.assumeTrue(QemuTools.available(), "qemu-img needed");
-        QmpFixture.mkchain(dir, "16M");
-        fx = new QmpFixture(dir, QmpServer.Limits.DEFAULT, QmpFixture.DRIVE_E);
+        fx = QmpFixture.seed(dir, "16M");
     }
 
     @AfterEach

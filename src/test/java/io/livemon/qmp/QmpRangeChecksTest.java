@@ -22,8 +22,7 @@ class QmpRangeChecksTest {
     @BeforeEach
     void start() throws Exception {
         Assumptions.assumeTrue(QemuTools.available(), "qemu-img needed");
-        QmpFixture.mkchain(dir, "64M");
-        fx = new QmpFixture(dir, QmpServer.Limits.DEFAULT, QmpFixture.DRIVE_E);
+        fx = QmpFixture.seed(dir, "64M");
     }
 
     @AfterEach
