@@ -6,7 +6,8 @@ import java.io.IOException;
 
 /**
  * HMP's synchronous {@code commit DEVICE|all}: writes the data the top image holds into its immediate backing file
- * (grown first to the top's virtual size when it is shorter), then empties the top. The chain and every backing string stay as they are. Not the block-commit job.
+ * (grown first to the top's virtual size when it is shorter), then empties the top. The chain and every backing
+ * string stay as they are. Not the block-commit job.
  */
 public final class DriveCommit {
     private static final int BUFFER = 1 << 20;
@@ -20,8 +21,8 @@ public final class DriveCommit {
             // QEMU's blk_commit_all: every drive with a backing file, in order; the first failure ends it
             for (BlockDevice d : graph.devices()) {
                 if (d.root() != null && d.root().skipFilters().backing() != null) {
-                    if (graph.blocker(d.root()) != null || d.root().isFilter()) {
-                        throw new BlockException("'commit' error for 'all': Device or resource busy");
+                    if (busy(graph, d)) {
+                        throw error("all", "Device or resource busy");
                     }
                     commitDevice(graph, d);
                 }
@@ -34,16 +35,26 @@ public final class DriveCommit {
         }
         // QEMU's bdrv_commit, past the implicit filters: no backing file (ENOTSUP) before busy (EBUSY)
         if (d.root().skipFilters().backing() == null) {
-            throw new BlockException("'commit' error for '" + deviceName + "': Operation not supported");
+            throw error(deviceName, "Operation not supported");
         }
-        if (graph.blocker(d.root()) != null || d.root().isFilter()) {
-            throw new BlockException("'commit' error for '" + deviceName + "': Device or resource busy");
+        if (busy(graph, d)) {
+            throw error(deviceName, "Device or resource busy");
         }
         if (d.root().skipFilters().image().isReadOnly()) {
             // QEMU's bdrv_commit refuses a read-only top before it touches the backing file (EPERM)
-            throw new BlockException("'commit' error for '" + deviceName + "': Operation not permitted");
+            throw error(deviceName, "Operation not permitted");
         }
         commitDevice(graph, d);
+    }
+
+    /** A job holds the drive, or a job's filter stands at its root. */
+    private static boolean busy(BlockGraph graph, BlockDevice d) {
+        return graph.blocker(d.root()) != null || d.root().isFilter();
+    }
+
+    /** QEMU's hmp_commit text: {@code 'commit' error for 'DEVICE': STRERROR}. */
+    private static BlockException error(String device, String strerror) {
+        return new BlockException("'commit' error for '" + device + "': " + strerror);
     }
 
     private static void commitDevice(BlockGraph graph, BlockDevice d) throws BlockException {
