@@ -2,7 +2,6 @@ package io.livemon.block;
 
 import io.livemon.image.Image;
 import io.livemon.image.Images;
-import io.livemon.image.Qcow2CreateOptions;
 import java.io.IOException;
 import java.util.function.Consumer;
 
@@ -59,15 +58,7 @@ public final class ExternalSnapshot {
             }
             // QEMU writes the old top's name as opened ("file-E.img" into sub/snap.img, where it does not resolve);
             // its Formatting line shows that string, the header gets one that leads to the old top (BackingNames).
-            String qemuString = oldTop.displayName();
-            Qcow2CreateOptions o = Qcow2CreateOptions.withBacking(qemuString, oldImage.format());
-            Qcow2CreateOptions written = Qcow2CreateOptions.withBacking(
-                    BackingNames.resolving(graph.cwd(), file, qemuString, oldImage.path()), oldImage.format());
-            try {
-                Images.create(graph.cwd(), file, "qcow2", oldImage.size(), o, written, stdout);
-            } catch (IOException e) {
-                throw BlockGraph.wrap(e);
-            }
+            JobTarget.create(graph, file, "qcow2", oldImage.size(), oldTop, stdout);
         }
         if (fmt.equals("raw")) {
             // QEMU 7.2's external_snapshot_prepare: a raw overlay cannot carry the old top as its backing file

@@ -66,8 +66,6 @@ final class JobTarget {
             throw new BlockException("Unknown file format '" + fmt + "'");
         }
         if (!reuse) {
-            Qcow2CreateOptions o = Qcow2CreateOptions.defaults();
-            Qcow2CreateOptions written = o;
             if (backing != null) {
                 if (fmt.equals("raw")) {
                     throw new BlockException("Backing file not supported for file format 'raw'");
@@ -80,15 +78,8 @@ final class JobTarget {
                                 + "Could not open backing image.");
                     }
                 }
-                o = Qcow2CreateOptions.withBacking(qemuString, backing.image().format());
-                written = Qcow2CreateOptions.withBacking(BackingNames.resolving(graph.cwd(), file, qemuString,
-                        backing.image().path()), backing.image().format());
             }
-            try {
-                Images.create(graph.cwd(), file, fmt, src.size(), o, written, stdout);
-            } catch (IOException e) {
-                throw BlockGraph.wrap(e);
-            }
+            create(graph, file, fmt, src.size(), backing, stdout);
         }
         try {
             Image img = Images.open(graph.cwd(), file, fmt, false);
@@ -100,6 +91,30 @@ final class JobTarget {
                         + "         Specify the 'raw' format explicitly to remove the restrictions.");
             }
             return img;
+        } catch (IOException e) {
+            throw BlockGraph.wrap(e);
+        }
+    }
+
+    /**
+     * Creates {@code file} as {@code fmt} of {@code size} bytes over {@code backing} (null: none), as QEMU's
+     * bdrv_img_create does for snapshot, mirror and backup targets: the {@code Formatting} line and QEMU's checks use
+     * QEMU's backing string (the backing node's name as opened), the header gets a string that leads to the backing
+     * file from the new image's own directory ({@link BackingNames#resolving}). Never harms an existing file
+     * ({@link Images#create}).
+     */
+    static void create(BlockGraph graph, String file, String fmt, long size, BlockNode backing,
+                       Consumer<String> stdout) throws BlockException {
+        Qcow2CreateOptions shown = Qcow2CreateOptions.defaults();
+        Qcow2CreateOptions written = shown;
+        if (backing != null) {
+            String qemuString = backing.displayName();
+            shown = Qcow2CreateOptions.withBacking(qemuString, backing.image().format());
+            written = Qcow2CreateOptions.withBacking(BackingNames.resolving(graph.cwd(), file, qemuString,
+                    backing.image().path()), backing.image().format());
+        }
+        try {
+            Images.create(graph.cwd(), file, fmt, size, shown, written, stdout);
         } catch (IOException e) {
             throw BlockGraph.wrap(e);
         }
