@@ -436,6 +436,9 @@ class _ScriptGen:
             self.c.targets.add(path)
         line = "snapshot_blkdev %s%s %s %s" % ("-n " if reuse else "", DEVICE, path, fmt)
         self.emit(line.rstrip())
+        if self.job == "stream" and not self.paused:
+            # the transaction's drains let a throttled stream copy a step or two (scenario 40): it may end now
+            self.emit("#! settle")
 
     def mirror(self):
         r = self.r
@@ -944,8 +947,22 @@ def walk_chain(top, fmt, tmp):
         chain.append(e)
         b = info.get("backing-filename")
         path = None
-        if b:
-            if b.startswith("json:") or os.path.isabs(b):
+        if b and b.startswith("json:"):
+            # QEMU 7.2 writes a json: pseudo-filename (file names relative to its working directory) where it shows
+            # one; livemon writes a path to the same image file instead (backing-resolves): follow the json's own
+            # file, then that image's header, as a reopened chain would
+            try:
+                opts = json.loads(b[len("json:"):])
+                b = (opts.get("file") or {}).get("filename") if isinstance(opts.get("file"), dict) else opts.get("file")
+            except ValueError:
+                b = None
+            if b and os.path.exists(os.path.join(tmp, b)):
+                e["resolves-from-cwd"] = True
+                path = b
+            else:
+                e["backing-missing"] = True
+        elif b:
+            if os.path.isabs(b):
                 cand = b
             else:
                 cand = os.path.join(os.path.dirname(rp), b)

@@ -86,7 +86,14 @@ public final class BackupJob extends Job {
 
     /** Validates as QEMU 7.2's drive_backup_prepare / do_backup_common, creates/opens the target, starts the job. */
     public static BackupJob start(BlockGraph graph, Request r, Consumer<String> stdout) throws BlockException {
-        BlockNode named = graph.lookupNode(r.device(), r.device());
+        BlockNode named;
+        try {
+            named = graph.lookupNode(r.device(), r.device());
+        } catch (BlockException e) {
+            graph.drainForTransaction(null);
+            throw e;
+        }
+        graph.drainForTransaction(named);
         graph.checkNotBusy(named);
         BlockNode source = named.skipFilters();
         BlockDevice device = graph.deviceOf(source);
@@ -389,7 +396,8 @@ public final class BackupJob extends Job {
             }
             c = endCluster(t.end());
             addOffset((long) (c - from) * clusterSize);
-            if (t.data() > 0) {
+            // QEMU's block-copy sleeps before a step, so the last step is not followed by a sleep
+            if (t.data() > 0 && c < clusters) {
                 rateLimit(t.data());
             }
         }

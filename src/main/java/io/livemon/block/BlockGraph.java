@@ -250,6 +250,16 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 throw e;
             }
             root.setGuestOptions(o.discardUnmap(), o.detectZeroes());
+            int depth = 0;
+            for (BlockNode n = root; n.backing() != null; n = n.backing(), depth++) {
+                if (o.backingOptionsAt(depth)) {
+                    // backing opened from options: QEMU keeps the header's string as auto_backing_file, so in a
+                    // subdirectory ("file-B.img" vs "img/file-B.img") the node reads as overridden: a json: name,
+                    // and a base found only by the backing node's exact name (fuzz/found/01, seed 4007)
+                    String header = n.image().backingFileString();
+                    n.setAutoBackingFile(header == null ? "" : header);
+                }
+            }
             BlockDevice d = new BlockDevice(id, o.interfaceType(), root, cache);
             devices.put(id, d);
             LOG.info("drive {} opened on {}", id, top.filename());
@@ -540,6 +550,21 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     public String deviceOrNodeName(BlockNode node) {
         BlockDevice d = deviceOf(node);
         return d != null ? d.id() : node.name();
+    }
+
+    /**
+     * The drains of a QEMU 7.2 transaction ({@code snapshot_blkdev}, {@code blockdev-snapshot-sync},
+     * {@code drive-backup}): {@code qmp_transaction} drains all nodes, then the action drains its device's node
+     * ({@code node}, null when the device was not found). Each drain lets a throttled job copy one more step
+     * ({@link Job#drained}); livemon has no I/O to quiesce, so this is all a drain does here.
+     */
+    void drainForTransaction(BlockNode node) {
+        synchronized (lock) {
+            Job onNode = node == null ? null : blockers.get(node.skipFilters());
+            for (Job j : jobs.values()) {
+                j.drained(j == onNode ? 2 : 1);
+            }
+        }
     }
 
     /** Fails with QEMU's busy error when a job holds {@code node}. */

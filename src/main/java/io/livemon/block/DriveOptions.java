@@ -151,6 +151,17 @@ public final class DriveOptions {
         return values.get("backing.file.filename");
     }
 
+    /**
+     * Whether any option reaches the backing of the image at {@code depth} (0 = the drive's image): a key under
+     * {@code backing.} repeated depth + 1 times, such as {@code backing.node-name} for depth 0. QEMU 7.2 then opens
+     * that backing from options rather than implicitly from the header (block.c bdrv_open_backing_file), so the
+     * image's auto_backing_file stays the header's string.
+     */
+    public boolean backingOptionsAt(int depth) {
+        String prefix = "backing.".repeat(depth + 1);
+        return values.keySet().stream().anyMatch(k -> k.startsWith(prefix));
+    }
+
     /** {@code backing.node-name} is depth 1, {@code backing.backing.node-name} depth 2, ... */
     public String backingNodeName(int depth) {
         return values.get("backing.".repeat(depth) + "node-name");

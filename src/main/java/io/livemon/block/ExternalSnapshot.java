@@ -25,13 +25,15 @@ public final class ExternalSnapshot {
     public static BlockNode take(BlockGraph graph, String device, String nodeName, String file, String format,
                                  boolean reuse, String newNodeName, Consumer<String> stdout) throws BlockException {
         BlockDevice d = device == null ? null : graph.device(device);
-        BlockNode top;
+        BlockNode top = null;
         if (d != null && d.root() != null) {
             top = d.root();
         } else if (device == null && nodeName != null && graph.findNode(nodeName) != null) {
             top = graph.findNode(nodeName);
             d = graph.deviceOf(top);
-        } else {
+        }
+        graph.drainForTransaction(top);
+        if (top == null) {
             throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
         }
         if (file == null) {

@@ -66,6 +66,13 @@ public abstract class Job {
     private boolean busy = true;
     /** Set by complete(): the job should leave its ready phase and finish. */
     private boolean completeRequested;
+    /** True while the work loop sleeps for its rate limit (the only sleep a drain cuts short). */
+    private boolean rateSleeping;
+    /**
+     * Rate-limit sleeps that drains have cut short and the work loop has not yet consumed: each ends one sleep, so
+     * a throttled job copies one more step per drain, as QEMU 7.2's job does when a drain pauses and resumes it.
+     */
+    private int drainKicks;
     /** Set by finalize(): a pending job with auto-finalize off may proceed. */
     private boolean finalizeRequested;
     private boolean dismissRequested;
@@ -560,7 +567,41 @@ public abstract class Job {
         } finally {
             lock.unlock();
         }
-        sleepNs(delay);
+        lock.lock();
+        try {
+            rateSleeping = true;
+        } finally {
+            lock.unlock();
+        }
+        try {
+            sleepNs(delay);
+        } finally {
+            lock.lock();
+            try {
+                rateSleeping = false;
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /**
+     * A drain reached this job {@code times} times (QEMU's drained_begin/end pairs that pause and resume it). In
+     * QEMU 7.2 the pause ends the job's rate-limit sleep and the resume lets it copy its next step before it sleeps
+     * again: measured with {@code snapshot_blkdev}, one step for the transaction's drain of every node and one more
+     * when the action drains the job's own node. A job that is not sleeping for its rate limit, or is paused, is
+     * unaffected (it reaches its next pause point anyway).
+     */
+    void drained(int times) {
+        lock.lock();
+        try {
+            if (rateSleeping && pauseCount == 0 && !cancelled) {
+                drainKicks += times;
+                changed.signalAll();
+            }
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Sleeps up to {@code ns} (not busy), returning early on any verb; then a pause point. */
@@ -573,7 +614,7 @@ public abstract class Job {
                 long deadline = System.nanoTime() + ns;
                 long left = ns;
                 while (left > 0 && !cancelled && pauseCount == 0 && rateLimit.speed() == speedBefore
-                        && !completeRequested) {
+                        && !completeRequested && drainKicks == 0) {
                     try {
                         changed.awaitNanos(left);
                     } catch (InterruptedException e) {
@@ -581,6 +622,9 @@ public abstract class Job {
                         break;
                     }
                     left = deadline - System.nanoTime();
+                }
+                if (drainKicks > 0) {
+                    drainKicks--;
                 }
                 busy = true;
             } finally {

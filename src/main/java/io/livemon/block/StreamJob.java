@@ -191,7 +191,8 @@ public final class StreamJob extends Job {
             }
             offset += n;
             setOffset(offset);
-            if (copied > 0) {
+            // QEMU's stream_run sleeps at the head of each step, so the last step is not followed by a sleep
+            if (copied > 0 && offset < len) {
                 rateLimit(copied);
             }
             Thread.yield(); // between steps, let a monitor thread that is waiting for a CPU answer first
