@@ -111,6 +111,14 @@ def _extent(r, size, align=True):
     return off, r.randint(1, min(128 * K, size - off))
 
 
+def _speed_bytes(sp):
+    """An HMP speed argument as bytes/s (-1 for a negative one)."""
+    m = re.fullmatch(r"(-?\d+)([kKMG]?)", sp)
+    if not m:
+        return -1
+    return int(m.group(1)) * {"": 1, "k": 1024, "K": 1024, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+
+
 def _hmp_size(r, n):
     """n bytes written the way a user might (plain, k, M)."""
     if n % M == 0 and n and r.random() < 0.5:
@@ -255,6 +263,7 @@ class _ScriptGen:
         self.spares, self.node_top, self.node_back = spares, node_top, node_back
         self.extents = list(extents)
         self.job = None          # None | 'stream' (slow, running) | 'mirror' (ready): what may be running
+        self.job_speed = 0       # the running stream's limit, bytes/s
         self.paused = False
         self.fast = False        # the paused stream's limit was lifted: resuming it lets it run to the end
         self.n = 0               # counter for new file names
@@ -406,6 +415,7 @@ class _ScriptGen:
             self.job = "stream"
             self.paused = False
             self.fast = False
+            self.job_speed = _speed_bytes(sp)
         else:
             self.emit("#! wait")
 
@@ -495,6 +505,12 @@ class _ScriptGen:
                 sp = r.choice(["0", "100M", "-1", "1G"])
             elif self.job == "stream":
                 sp = r.choice(["1k", "4096", "-1", "3k", "0"])
+                if dev == DEVICE and 0 < _speed_bytes(sp) < self.job_speed:
+                    # lowering a throttled stream's limit: not generated (deliberate-differences.txt,
+                    # lower-speed-of-throttled-job); the same limit again instead
+                    sp = str(self.job_speed)
+                elif dev == DEVICE and _speed_bytes(sp) > 0:
+                    self.job_speed = _speed_bytes(sp)
             else:
                 sp = r.choice(["0", "4k", "-5"])
             self.emit("block_job_set_speed %s %s" % (dev, sp))

@@ -86,14 +86,20 @@ public final class BackupJob extends Job {
 
     /** Validates as QEMU 7.2's drive_backup_prepare / do_backup_common, creates/opens the target, starts the job. */
     public static BackupJob start(BlockGraph graph, Request r, Consumer<String> stdout) throws BlockException {
-        BlockNode named;
-        try {
-            named = graph.lookupNode(r.device(), r.device());
-        } catch (BlockException e) {
-            graph.drainForTransaction(null);
-            throw e;
+        BlockNode named = r.device() == null ? null : graph.findNode(r.device());
+        BlockDevice dev = r.device() == null ? null : graph.device(r.device());
+        if (dev != null && dev.root() != null) {
+            named = dev.root();
         }
-        graph.drainForTransaction(named);
+        // drive-backup is a transaction action: it runs inside the transaction's drained section
+        try (BlockGraph.Drained drained = graph.drainForTransaction(named)) {
+            return startDrained(graph, r, stdout);
+        }
+    }
+
+    private static BackupJob startDrained(BlockGraph graph, Request r, Consumer<String> stdout)
+            throws BlockException {
+        BlockNode named = graph.lookupNode(r.device(), r.device());
         graph.checkNotBusy(named);
         BlockNode source = named.skipFilters();
         BlockDevice device = graph.deviceOf(source);
@@ -397,11 +403,21 @@ public final class BackupJob extends Job {
             c = endCluster(t.end());
             addOffset((long) (c - from) * clusterSize);
             // QEMU's block-copy sleeps before a step, so the last step is not followed by a sleep
-            if (t.data() > 0 && c < clusters) {
+            if (t.data() > 0 && hasMoreToCopy(c, clusters)) {
                 rateLimit(t.data());
             }
         }
         setOffset(alignedLen());
+    }
+
+    /** Whether a cluster from {@code c} on is still to be copied (then QEMU's block-copy sleeps before it). */
+    private boolean hasMoreToCopy(int c, int clusters) {
+        copyLock.lock();
+        try {
+            return done.nextClearBit(c) < clusters;
+        } finally {
+            copyLock.unlock();
+        }
     }
 
     /** The job's length as QEMU reports it: the size rounded up to whole job clusters. */

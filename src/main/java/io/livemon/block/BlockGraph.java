@@ -558,13 +558,22 @@ public final class BlockGraph implements JobContext, AutoCloseable {
      * ({@code node}, null when the device was not found). Each drain lets a throttled job copy one more step
      * ({@link Job#drained}); livemon has no I/O to quiesce, so this is all a drain does here.
      */
-    void drainForTransaction(BlockNode node) {
+    Drained drainForTransaction(BlockNode node) {
+        Map<Job, Integer> times = new LinkedHashMap<>();
         synchronized (lock) {
             Job onNode = node == null ? null : blockers.get(node.skipFilters());
             for (Job j : jobs.values()) {
-                j.drained(j == onNode ? 2 : 1);
+                times.put(j, j == onNode ? 2 : 1);
             }
         }
+        return () -> times.forEach(Job::drained);
+    }
+
+    /** A drained section: jobs take the steps its drains owe them when it ends ({@link #drainForTransaction}). */
+    @FunctionalInterface
+    interface Drained extends AutoCloseable {
+        @Override
+        void close();
     }
 
     /** Fails with QEMU's busy error when a job holds {@code node}. */

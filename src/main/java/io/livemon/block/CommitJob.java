@@ -287,6 +287,11 @@ public final class CommitJob extends Job {
     }
 
     @Override
+    protected boolean hasStepHeads() {
+        return !activeCommit; // the active phase is a mirror, whose sleeps a drain only cuts short
+    }
+
+    @Override
     protected void run() throws Exception {
         if (activeCommit) {
             runActive();
@@ -308,8 +313,10 @@ public final class CommitJob extends Job {
         byte[] buf = new byte[(int) CHUNK];
         long offset = 0;
         IOException firstError = null;
+        long owed = 0; // bytes the last step copied: QEMU's commit_run pays for them at the head of the next step
         while (offset < len) {
-            pausePoint();
+            stepHead(owed);
+            owed = 0;
             long n = Math.min(CHUNK, len - offset);
             Allocation a = topImage.isAllocatedAbove(offset, n, baseImage);
             n = Math.max(1, Math.min(a.length(), n));
@@ -334,9 +341,8 @@ public final class CommitJob extends Job {
             }
             offset += n;
             setOffset(offset);
-            // QEMU's commit_run sleeps at the head of each step, so the last step is not followed by a sleep
-            if (a.allocated() && offset < len) {
-                rateLimit(n);
+            if (a.allocated()) {
+                owed = n;
             }
         }
         if (firstError != null) {

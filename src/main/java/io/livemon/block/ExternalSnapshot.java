@@ -32,10 +32,18 @@ public final class ExternalSnapshot {
             top = graph.findNode(nodeName);
             d = graph.deviceOf(top);
         }
-        graph.drainForTransaction(top);
-        if (top == null) {
-            throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+        // QEMU runs the whole action inside the transaction's drained section: jobs go on when it ends
+        try (BlockGraph.Drained drained = graph.drainForTransaction(top)) {
+            if (top == null) {
+                throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+            }
+            return takeDrained(graph, d, top, file, format, reuse, newNodeName, stdout);
         }
+    }
+
+    private static BlockNode takeDrained(BlockGraph graph, BlockDevice d, BlockNode top, String file, String format,
+                                         boolean reuse, String newNodeName, Consumer<String> stdout)
+            throws BlockException {
         if (file == null) {
             throw new BlockException("Parameter 'snapshot-file' is missing");
         }

@@ -589,18 +589,54 @@ public abstract class Job {
      * A drain reached this job {@code times} times (QEMU's drained_begin/end pairs that pause and resume it). In
      * QEMU 7.2 the pause ends the job's rate-limit sleep and the resume lets it copy its next step before it sleeps
      * again: measured with {@code snapshot_blkdev}, one step for the transaction's drain of every node and one more
-     * when the action drains the job's own node. A job that is not sleeping for its rate limit, or is paused, is
-     * unaffected (it reaches its next pause point anyway).
+     * when the action drains the job's own node (which arrives while the job copies, so it is taken at the next
+     * step head, see {@link #hasStepHeads}). A paused or cancelled job is unaffected.
      */
     void drained(int times) {
         lock.lock();
         try {
-            if (rateSleeping && pauseCount == 0 && !cancelled) {
+            if ((rateSleeping || hasStepHeads()) && pauseCount == 0 && !cancelled) {
                 drainKicks += times;
                 changed.signalAll();
             }
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * Whether the work loop calls {@link #stepHead} at the head of every step, as QEMU's stream_run and commit_run
+     * sleep there: a drain that arrives while such a job copies is then taken at its next step head (QEMU pauses
+     * the job there and, on resume, skips that head's sleep). Other jobs only have a sleep in progress cut short.
+     */
+    protected boolean hasStepHeads() {
+        return false;
+    }
+
+    /**
+     * The head of a step of a job with {@link #hasStepHeads step heads}: charges what the previous step copied
+     * ({@code owedBytes}, 0 = nothing) to the rate limit and sleeps for it, unless a drain is owed a step: then the
+     * sleep is skipped (QEMU's job_sleep_ns pauses instead of sleeping and returns after the resume). Then a pause
+     * point.
+     */
+    protected final void stepHead(long owedBytes) throws CancelledException {
+        boolean forgiven;
+        lock.lock();
+        try {
+            forgiven = drainKicks > 0;
+            if (forgiven) {
+                drainKicks--;
+                if (owedBytes > 0) {
+                    rateLimit.charge(owedBytes, System.nanoTime()); // charged as QEMU charges it; no sleep
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        if (forgiven || owedBytes == 0) {
+            pausePoint();
+        } else {
+            rateLimit(owedBytes);
         }
     }
 

@@ -1,5 +1,7 @@
 package io.livemon.block;
 
+import io.livemon.image.Allocation;
+import io.livemon.image.BlockStatus;
 import io.livemon.image.Image;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -149,6 +151,11 @@ public final class StreamJob extends Job {
     }
 
     @Override
+    protected boolean hasStepHeads() {
+        return true;
+    }
+
+    @Override
     protected void run() throws Exception {
         if (intermediates.isEmpty()) {
             // QEMU 7.2's stream_run: nothing between the target and the base, so nothing to stream; the job ends at
@@ -166,17 +173,41 @@ public final class StreamJob extends Job {
 
     private void copyLoop(Image top, long len, Image baseImage, ByteBuffer buffer) throws Exception {
         long offset = 0;
+        long owed = 0; // bytes copied by the last throttled step, paid for by a sleep at the head of the next one
         IOException firstError = null;
         while (offset < len) {
-            pausePoint();
-            // unthrottled, larger steps amortise the engine's per-call metadata sync; a step still takes only tens
-            // of milliseconds, so pause and cancel stay prompt
-            long chunk = info().speed() == 0 ? UNTHROTTLED_CHUNK : CHUNK;
-            long n = Math.min(chunk, len - offset);
-            long copied = 0;
+            // QEMU's stream_run sleeps at the head of each step for what the previous step copied: a step that copies
+            // nothing still waits for it, and the last step is followed by no sleep
+            stepHead(owed);
+            owed = 0;
+            boolean throttled = info().speed() != 0;
+            long n = Math.min(throttled ? CHUNK : UNTHROTTLED_CHUNK, len - offset);
             try {
-                copied = top.copyUpFromBacking(offset, n, baseImage, buffer);
+                if (throttled) {
+                    // QEMU's steps while throttled (each may sleep, so they must be QEMU's): one extent at a time,
+                    // at most 512 KiB, allocated in the top (skipped) or not, and then copied when allocated above
+                    // the base; past the end of the backing chain, the rest is one step
+                    BlockStatus inTop = top.blockStatus(offset, n);
+                    n = Math.max(1, Math.min(inTop.length(), n));
+                    if (!inTop.allocated()) {
+                        Allocation above = top.backing().isAllocatedAbove(offset, n, baseImage);
+                        if (!above.allocated() && above.length() == 0) {
+                            n = len - offset;
+                        } else {
+                            n = Math.max(1, Math.min(above.length(), n));
+                            if (above.allocated()) {
+                                top.copyUpFromBacking(offset, n, baseImage, buffer);
+                                owed = n;
+                            }
+                        }
+                    }
+                } else {
+                    // unthrottled, larger steps amortise the engine's per-call metadata sync; a step still takes
+                    // only tens of milliseconds, so pause and cancel stay prompt
+                    top.copyUpFromBacking(offset, n, baseImage, buffer);
+                }
             } catch (IOException e) {
+                owed = 0;
                 // A stream's copy is a read through the chain, so QEMU reports every failure as a read.
                 ErrorAction action = ioError(e, true);
                 if (action == ErrorAction.STOP) {
@@ -191,10 +222,6 @@ public final class StreamJob extends Job {
             }
             offset += n;
             setOffset(offset);
-            // QEMU's stream_run sleeps at the head of each step, so the last step is not followed by a sleep
-            if (copied > 0 && offset < len) {
-                rateLimit(copied);
-            }
             Thread.yield(); // between steps, let a monitor thread that is waiting for a CPU answer first
         }
         if (firstError != null) {
