@@ -172,6 +172,25 @@ function _picocli_livemon() {
   local flag_opts="'--strict' '--events' '--completion-menu' '--keep-demo' '-nodefaults' '-S' '--version' '-h' '--help'"
   local arg_opts="'-drive' '-blockdev' '-x' '--script' '--history' '-qmp' '-chardev' '-mon' '-M' '-machine' '-display' '-name' '-monitor'"
 
+  # livemon: -drive ...file=PATH completes PATH; right after -drive, offer file=
+  local drive_line="${COMP_LINE:0:COMP_POINT}"
+  if [[ "${drive_line}" =~ (^|[[:space:]])-drive[[:space:]]+([^[:space:]]*,)?file=([^,[:space:]]*)$ ]]; then
+    local drive_path="${BASH_REMATCH[3]}" IFS=$'\n'
+    type compopt &>/dev/null && compopt -o filenames
+    COMPREPLY=( $( compgen -f -- "${drive_path}" ) )
+    if [[ "${curr_word}" == "=" ]]; then
+      COMPREPLY=( "${COMPREPLY[@]/#/=}" )
+    elif [[ "${curr_word}" == *=* ]]; then
+      COMPREPLY=( "${COMPREPLY[@]/#/${curr_word%=*}=}" )
+    fi
+    return 0
+  fi
+  if [[ "${prev_word}" == "-drive" && -z "${curr_word}" ]]; then
+    type compopt &>/dev/null && compopt -o nospace
+    COMPREPLY=( "file=" )
+    return 0
+  fi
+
   type compopt &>/dev/null && compopt +o default
 
   case ${prev_word} in
