@@ -32,7 +32,8 @@ final class BackingNames {
         boolean nameIsProtocol = hasProtocol(name);
         for (BlockNode curr = top.skipFilters(); curr.backing() != null; curr = curr.backing()) {
             BlockNode below = curr.backing();
-            String written = curr.image().backingFileString();
+            // QEMU compares with its own string, which differs from livemon's where livemon wrote one that resolves
+            String written = curr.qemuBackingString();
             if (curr.backingOverridden()) {
                 if (name.equals(below.displayName())) {
                     return below;

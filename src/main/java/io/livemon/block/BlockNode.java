@@ -172,6 +172,16 @@ public final class BlockNode {
         this.autoBackingFile = name;
     }
 
+    /**
+     * The backing string QEMU's node would carry (its backing_file): what QEMU 7.2 wrote where a job or snapshot
+     * wrote one this session, else the header's own string. Names typed at the monitor are looked up against it, so
+     * they behave as in QEMU even where livemon wrote a different, resolving string (BackingNames).
+     */
+    String qemuBackingString() {
+        String auto = autoBackingFile;
+        return auto != null ? auto : image.backingFileString();
+    }
+
     /** Whether guest discards reach this node's image ({@code discard=unmap}). */
     public boolean discardUnmap() {
         return discardUnmap;

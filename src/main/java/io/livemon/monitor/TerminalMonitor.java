@@ -17,7 +17,6 @@ import org.jline.reader.UserInterruptException;
 import org.jline.terminal.Terminal;
 import org.jline.terminal.TerminalBuilder;
 import org.jline.utils.AttributedString;
-import org.jline.utils.Status;
 
 /**
  * The monitor at a terminal: JLine line editing, history across runs, completion from the command table, event
@@ -76,8 +75,9 @@ public final class TerminalMonitor {
             return t;
         });
         JobProgressLine line = new JobProgressLine();
-        Status status = Status.getStatus(terminal, true);
-        if (status != null) {
+        // our own status, not the terminal's registered one: see ProgressStatus for why
+        ProgressStatus status = new ProgressStatus(terminal);
+        if (status.isSupported()) {
             progress.scheduleAtFixedRate(() -> updateStatus(status, line), 250, 250, TimeUnit.MILLISECONDS);
         }
         try {
@@ -96,9 +96,12 @@ public final class TerminalMonitor {
             return 0;
         } finally {
             progress.shutdownNow();
-            if (status != null) {
-                status.update(List.of());
+            try {
+                progress.awaitTermination(1, TimeUnit.SECONDS); // no last draw after the lines are removed
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
+            status.close();
             try {
                 sub.close();
             } catch (Exception ignored) {
@@ -112,7 +115,8 @@ public final class TerminalMonitor {
         }
     }
 
-    private void updateStatus(Status status, JobProgressLine line) {
+    private void updateStatus(ProgressStatus status, JobProgressLine line) {
+        status.relayout();
         List<JobInfo> jobs = session.graph().jobInfos();
         List<AttributedString> lines = new ArrayList<>();
         long now = System.nanoTime();

@@ -112,6 +112,24 @@ class BackingNamesTest {
     }
 
     @Test
+    void namesAreLookedUpAgainstQemusStringWhereLivemonWroteAResolvingOne() throws Exception {
+        // fuzz seed 6029: a snapshot into img/ of img/file-A.img. QEMU writes "img/file-A.img" into img/snap1.qcow2
+        // and then cannot find "file-A.img" (it resolves its own string to img/img/file-A.img); livemon writes
+        // "file-A.img", which resolves, and still answers the monitor as QEMU does (QEMU 7.2.22's text)
+        Files.createDirectories(dir.resolve("img"));
+        QemuTools.qemuImg(dir.resolve("img"), "create", "-q", "-f", "raw", "file-A.img", "1M");
+        graph.addDrive(DriveOptions.parse("file=img/file-A.img,if=none,id=virtio0,format=raw"));
+        String out = hmp("snapshot_blkdev virtio0 img/snap1.qcow2 qcow2", "block_stream virtio0 1G file-A.img",
+                "block_stream virtio0 1G img/file-A.img");
+        assertThat(out).contains("(qemu) block_stream virtio0 1G file-A.img\n"
+                + "Error: Can't find 'file-A.img' in the backing chain\n"
+                + "(qemu) block_stream virtio0 1G img/file-A.img\n"
+                + "Error: Can't find 'img/file-A.img' in the backing chain\n");
+        graph.close();
+        assertThat(backingString("img/snap1.qcow2")).isEqualTo("file-A.img");
+    }
+
+    @Test
     void namesQemuFindsAndNamesItDoesNot() throws Exception {
         chainIn("img");
         graph.addDrive(DriveOptions.parse("file=img/file-E.img,if=none,id=virtio0"));
