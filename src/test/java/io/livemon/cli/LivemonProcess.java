@@ -26,7 +26,7 @@ final class LivemonProcess {
         return run(dir, java.util.Map.of(), false, stdin, args);
     }
 
-    private static List<String> javaCommand(Path dir, String... args) {
+    static List<String> javaCommand(Path dir, String... args) {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-cp", System.getProperty("java.class.path"), "-Djava.io.tmpdir=" + dir.resolve("tmp"),
                 "-Dorg.slf4j.simpleLogger.logFile=" + dir.resolve("livemon.log"), "io.livemon.cli.Main"));
