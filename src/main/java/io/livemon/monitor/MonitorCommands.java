@@ -8,6 +8,10 @@ final class MonitorCommands {
     private MonitorCommands() {
     }
 
+    /** How bare {@code help} shows the seed's {@code block_stream DEVICE BASE}, among livemon's extensions. */
+    static final String SEED_STREAM_FORM =
+            "block_stream device base -- as block_stream, with the base and no speed (livemon accepts this form)";
+
     static void help(HmpSession s, ParsedArgs a) {
         CommandTable table = s.table();
         PrintStream out = s.out();
@@ -26,6 +30,8 @@ final class MonitorCommands {
                     out.println(c.helpLine(""));
                 }
             }
+            // the seed's form (../shared/README.md); `help block_stream` keeps QEMU's exact line for scripts
+            out.println(SEED_STREAM_FORM);
             return;
         }
         String[] words = name.split("\\s+");

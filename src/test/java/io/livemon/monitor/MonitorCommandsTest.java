@@ -42,4 +42,14 @@ class MonitorCommandsTest {
         List<String> info = run("help info").lines().map(l -> l.split(" ")[1]).toList();
         assertThat(info).isSorted().contains("history", "block-jobs");
     }
+
+    @Test
+    void helpShowsTheSeedsStreamFormAmongLivemonsOwnAndHelpBlockStreamStaysQemus() {
+        String help = run("help");
+        String extensions = help.substring(help.indexOf("livemon extensions (not in QEMU):"));
+        assertThat(extensions).contains("block_stream device base -- ");
+        // QEMU 7.2.22's exact line (conformance scenario 13)
+        assertThat(run("help block_stream"))
+                .isEqualTo("block_stream device [speed [base]] -- copy data from a backing file into a block device\n");
+    }
 }
