@@ -50,6 +50,17 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         this.warnings = sink;
     }
 
+    /**
+     * QEMU's raw driver warns when the format of an image it opens writable was guessed (block/raw-format.c
+     * raw_open): a {@code -drive} or a job target named without a format.
+     */
+    void warnProbedRaw(String file) {
+        warn("WARNING: Image format was not specified for '" + file + "' and probing guessed raw.\n"
+                + "         Automatically detecting the format is dangerous for raw images, write operations "
+                + "on block 0 will be restricted.\n"
+                + "         Specify the 'raw' format explicitly to remove the restrictions.");
+    }
+
     /** A warning QEMU prints with warn_report, one or more lines, without a program prefix. */
     void warn(String text) {
         warnings.accept(text);
@@ -91,7 +102,11 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             } catch (IOException e) {
                 throw new BlockException(e.getMessage(), e);
             }
-            return addOpenedDrive(o, top);
+            BlockDevice d = addOpenedDrive(o, top);
+            if (format == null && !o.readOnly() && top.format().equals("raw")) {
+                warnProbedRaw(file);
+            }
+            return d;
         }
     }
 

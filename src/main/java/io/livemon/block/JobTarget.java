@@ -84,11 +84,7 @@ final class JobTarget {
         try {
             Image img = Images.open(graph.cwd(), file, fmt, false);
             if (fmt == null && img.format().equals("raw")) {
-                // QEMU's raw driver warns when a writable image's format was guessed (block/raw-format.c)
-                graph.warn("WARNING: Image format was not specified for '" + file + "' and probing guessed raw.\n"
-                        + "         Automatically detecting the format is dangerous for raw images, write operations "
-                        + "on block 0 will be restricted.\n"
-                        + "         Specify the 'raw' format explicitly to remove the restrictions.");
+                graph.warnProbedRaw(file);
             }
             return img;
         } catch (IOException e) {
