@@ -135,7 +135,8 @@ public final class BackupJob extends Job {
             }
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
-            if (backing != null) {
+            if (backing != null && !r.reuse()) {
+                // a reused target (-n, mode=existing) keeps the backing its own header names (none for raw)
                 target.setBacking(backing.image());
             }
             long cs = 64 * 1024;

@@ -2,6 +2,7 @@ package io.livemon.block;
 
 import io.livemon.image.Allocation;
 import io.livemon.image.Image;
+import io.livemon.image.Images;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.util.ArrayList;
@@ -317,8 +318,9 @@ public final class CommitJob extends Job {
         while (offset < len) {
             stepHead(owed);
             owed = 0;
+            // QEMU's commit_run steps: at most 512 KiB, cut where QEMU's block status answers end
             long n = Math.min(CHUNK, len - offset);
-            Allocation a = topImage.isAllocatedAbove(offset, n, baseImage);
+            Allocation a = Images.isAllocatedAbove(topImage, offset, n, baseImage, true);
             n = Math.max(1, Math.min(a.length(), n));
             if (a.allocated()) {
                 boolean reading = true;

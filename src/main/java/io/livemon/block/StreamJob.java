@@ -3,6 +3,7 @@ package io.livemon.block;
 import io.livemon.image.Allocation;
 import io.livemon.image.BlockStatus;
 import io.livemon.image.Image;
+import io.livemon.image.Images;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -187,10 +188,11 @@ public final class StreamJob extends Job {
                     // QEMU's steps while throttled (each may sleep, so they must be QEMU's): one extent at a time,
                     // at most 512 KiB, allocated in the top (skipped) or not, and then copied when allocated above
                     // the base; past the end of the backing chain, the rest is one step
+                    n = Math.min(n, top.statusBoundary(offset) - offset);
                     BlockStatus inTop = top.blockStatus(offset, n);
                     n = Math.max(1, Math.min(inTop.length(), n));
                     if (!inTop.allocated()) {
-                        Allocation above = top.backing().isAllocatedAbove(offset, n, baseImage);
+                        Allocation above = Images.isAllocatedAbove(top.backing(), offset, n, baseImage, true);
                         if (!above.allocated() && above.length() == 0) {
                             n = len - offset;
                         } else {

@@ -35,8 +35,13 @@ final class Launcher {
     int run() throws IOException {
         PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
                 StandardCharsets.UTF_8);
+        Integer probed = Probes.answer(options, out);
+        if (probed != null) {
+            return probed;
+        }
         Path cwd = Paths.get("").toAbsolutePath();
-        boolean demo = options.drives.isEmpty() && options.blockdevs.isEmpty();
+        // the demo only when livemon is given none of QEMU's options (livemon's own, such as --keep-demo, may be)
+        boolean demo = !options.hasQemuOptions();
         if (demo) {
             cwd = Files.createTempDirectory("livemon-demo-");
             if (!options.keepDemo) {
@@ -82,11 +87,30 @@ final class Launcher {
                     }
                 }
             }
+            String deviceError = GuestDevices.attach(graph, options.devices);
+            if (deviceError != null) {
+                System.err.println("livemon: " + deviceError);
+                graph.close();
+                return 1;
+            }
             HmpSession session = new HmpSession(graph, new CommandTable(), out, out, options.startPaused);
             qmp = startQmp(graph, session, out);
             if (qmp == null && (!options.qmp.isEmpty() || !options.mons.isEmpty())) {
                 graph.close();
                 return 1;
+            }
+            if (options.qtest != null) {
+                try {
+                    QtestClient.connect(options.qtest);
+                } catch (IOException | IllegalArgumentException e) {
+                    System.err.println("livemon: -qtest " + options.qtest + ": " + e.getMessage());
+                    graph.close();
+                    return 1;
+                }
+            }
+            if (!options.humanMonitorOnStdio()) {
+                // no human monitor: livemon runs until QMP's quit (or a signal), as QEMU does
+                new java.util.concurrent.CountDownLatch(1).await();
             }
             boolean terminal = System.console() != null;
             if (options.script != null && terminal) {

@@ -18,11 +18,11 @@ import picocli.CommandLine.Option;
                 + "Without -drive it creates the demo chain [A] <- [B] <- [C] <- [D] <- [E] and attaches E as virtio0.")
 public final class Main implements Callable<Integer> {
 
-    @Option(names = "-drive", paramLabel = "OPTS", description = "file=PATH[,if=none|virtio|ide|scsi][,id=ID]"
+    @Option(names = {"-drive", "--drive"}, paramLabel = "OPTS", description = "file=PATH[,if=none|virtio|ide|scsi][,id=ID]"
             + "[,format=qcow2|raw][,node-name=NAME][,backing.node-name=NAME][,readonly=on|off][,cache=MODE]")
     List<String> drives = new ArrayList<>();
 
-    @Option(names = "-blockdev", paramLabel = "JSON", description = "a node as QEMU's -blockdev: JSON (or dotted "
+    @Option(names = {"-blockdev", "--blockdev"}, paramLabel = "JSON", description = "a node as QEMU's -blockdev: JSON (or dotted "
             + "key=value) with driver qcow2|raw over file (filename) or blkdebug (config, image); node-name, "
             + "backing (node name or null)")
     List<String> blockdevs = new ArrayList<>();
@@ -57,8 +57,30 @@ public final class Main implements Callable<Integer> {
     @Option(names = "-mon", paramLabel = "OPTS", description = "chardev=ID,mode=control")
     List<String> mons = new ArrayList<>();
 
-    @Option(names = {"-M", "-machine"}, paramLabel = "MACHINE", description = "accepted and ignored")
+    @Option(names = {"-M", "-machine", "--machine"}, paramLabel = "MACHINE",
+            description = "none (the only machine; 'help' lists it); accel=... accepted")
     String machine;
+
+    @Option(names = {"-accel", "--accel"}, paramLabel = "ACCEL", description = "qtest|tcg|kvm: accepted (livemon "
+            + "runs no guest code)")
+    List<String> accels = new ArrayList<>();
+
+    @Option(names = {"-device", "--device"}, paramLabel = "OPTS", description = "virtio-blk|virtio-scsi|scsi-hd"
+            + "[,drive=ID][,id=ID]: a guest device a drive is attached to ('help' lists them)")
+    List<String> devices = new ArrayList<>();
+
+    @Option(names = "-qtest", paramLabel = "DEV", description = "unix:path=PATH: connect to a qtest server and "
+            + "answer its clock commands")
+    String qtest;
+
+    @Option(names = "-vga", paramLabel = "TYPE", description = "none: accepted")
+    String vga;
+
+    @Option(names = "-nographic", description = "accepted (no display)")
+    boolean nographic;
+
+    @Option(names = "-serial", paramLabel = "DEV", description = "none: accepted")
+    List<String> serials = new ArrayList<>();
 
     @Option(names = "-nodefaults", description = "accepted and ignored")
     boolean nodefaults;
@@ -72,7 +94,8 @@ public final class Main implements Callable<Integer> {
     @Option(names = "-name", paramLabel = "NAME", description = "a name for this instance")
     String name;
 
-    @Option(names = "-monitor", paramLabel = "DEV", description = "accepted (the monitor is always on stdio)")
+    @Option(names = "-monitor", paramLabel = "DEV", description = "stdio (the default) or none: no human monitor "
+            + "on standard input (QMP quit ends livemon)")
     String monitor;
 
     @Option(names = "--version", versionHelp = true, description = "print the version and exit")
@@ -80,6 +103,27 @@ public final class Main implements Callable<Integer> {
 
     @Option(names = {"-h", "--help"}, usageHelp = true, description = "print this help and exit")
     boolean helpRequested;
+
+    /** Whether any of QEMU's own options was given (livemon's own, such as {@code --keep-demo}, do not count). */
+    boolean hasQemuOptions() {
+        return !drives.isEmpty() || !blockdevs.isEmpty() || !qmp.isEmpty() || !chardevs.isEmpty() || !mons.isEmpty()
+                || machine != null || !accels.isEmpty() || !devices.isEmpty() || qtest != null || vga != null
+                || nographic || !serials.isEmpty() || nodefaults || display != null || startPaused || name != null
+                || monitor != null;
+    }
+
+    /**
+     * Whether the human monitor reads standard input. QEMU puts a monitor there by default; {@code -monitor none},
+     * {@code -qmp stdio}, or {@code -nodefaults} with QMP configured elsewhere and no {@code -monitor} (QEMU's
+     * iotests' command line) leave it without one. livemon keeps one with {@code -nodefaults} alone, as its
+     * conformance scripts (QEMU's {@code -monitor stdio}) expect.
+     */
+    boolean humanMonitorOnStdio() {
+        if ("none".equals(monitor) || qmp.contains("stdio")) {
+            return false;
+        }
+        return !(nodefaults && monitor == null && (!qmp.isEmpty() || !mons.isEmpty()));
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -90,6 +134,7 @@ public final class Main implements Callable<Integer> {
         CommandLine cl = new CommandLine(new Main());
         cl.getCommandSpec().version("livemon " + Version.LIVEMON_VERSION + " (QEMU " + Version.QEMU_VERSION
                 + " monitor behaviour)");
+        cl.setOverwrittenOptionsAllowed(true); // QEMU takes an option given twice (iotests: -accel, -display)
         cl.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();
             err.println("livemon: " + ex.getMessage());

@@ -104,6 +104,11 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
+    public long statusBoundary(long offset) {
+        return delegate().statusBoundary(offset);
+    }
+
+    @Override
     public Allocation isAllocatedAbove(long offset, long maxLen, Image base) throws IOException {
         return delegate().isAllocatedAbove(offset, maxLen, base);
     }

@@ -108,6 +108,16 @@ public interface Image extends Closeable {
     BlockStatus blockStatus(long offset, long maxLen) throws IOException;
 
     /**
+     * Where QEMU's block status answer for {@code offset} ends at the latest, in bytes: a qcow2 layer answers for
+     * at most the rest of the L2 table that maps the offset (qcow2-cluster.c qcow2_get_host_offset); other formats
+     * have no such limit ({@code Long.MAX_VALUE}). Jobs whose steps QEMU cuts by these answers (a throttled stream,
+     * an intermediate commit) cut theirs here too, so that they sleep where QEMU's do.
+     */
+    default long statusBoundary(long offset) {
+        return Long.MAX_VALUE;
+    }
+
+    /**
      * Whether the range starting at {@code offset} is allocated in this image or any image of its chain above
      * {@code base} (exclusive; null base = the whole chain), and for how many bytes that answer holds
      * (at most maxLen). An allocated or zero run counts as allocated, as in QEMU.

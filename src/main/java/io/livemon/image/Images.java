@@ -23,11 +23,18 @@ public final class Images {
 
     /** QEMU's path_combine: an absolute name as is, a relative one joined to the directory part of {@code base}. */
     public static String pathCombine(String base, String name) {
-        if (name.startsWith("/")) {
-            return name;
+        if (name.startsWith("/") || hasProtocol(name)) {
+            return name; // as QEMU's path_combine: absolute names and protocol strings stand alone
         }
         int i = base.lastIndexOf('/');
         return i < 0 ? name : base.substring(0, i + 1) + name;
+    }
+
+    /** QEMU's path_has_protocol: a prefix {@code proto:} before any slash ({@code blkdebug::img}, {@code json:}). */
+    public static boolean hasProtocol(String name) {
+        int colon = name.indexOf(':');
+        int slash = name.indexOf('/');
+        return colon > 0 && (slash < 0 || colon < slash);
     }
 
     /** "qcow2" when the file starts with the qcow2 magic, else "raw". */
@@ -53,6 +60,18 @@ public final class Images {
 
     public static Image open(Path cwd, String filename, String format, boolean readOnly, Qcow2Image.Options opts)
             throws IOException {
+        if (filename.startsWith(BLKDEBUG_PREFIX)) {
+            // QEMU's blkdebug filename syntax, blkdebug:[CONFIG]:FILE (block/blkdebug.c blkdebug_parse_filename)
+            String rest = filename.substring(BLKDEBUG_PREFIX.length());
+            int colon = rest.indexOf(':');
+            if (colon < 0) {
+                throw new ImageException("Could not open '" + filename + "': blkdebug requires both config file "
+                        + "and image path");
+            }
+            String config = rest.substring(0, colon);
+            BlkdebugRules rules = config.isEmpty() ? BlkdebugRules.none() : BlkdebugRules.read(cwd, config);
+            return openBlkdebug(cwd, rest.substring(colon + 1), format, readOnly, rules);
+        }
         Path p = cwd.resolve(filename);
         if (!Files.exists(p)) {
             throw new ImageException("Could not open '" + filename + "': No such file or directory");
@@ -72,7 +91,7 @@ public final class Images {
     /**
      * Opens one layer (no backing attached) whose file is reached through a blkdebug protocol layer: every request
      * the layer makes to its file passes {@code rules} first ({@link BlkdebugChannel}), so an injected error surfaces
-     * as an IOException (e.g. "Input/output error") from the read or write that met it. qcow2 layers only.
+     * as an IOException (e.g. "Input/output error") from the read or write that met it. qcow2 and raw layers.
      */
     public static Image openBlkdebug(Path cwd, String filename, String format, boolean readOnly,
                                      BlkdebugRules rules) throws IOException {
@@ -82,14 +101,17 @@ public final class Images {
         }
         ImageFiles.checkOpenable(p, filename);
         String fmt = format != null ? format : probe(p, filename);
-        if (!fmt.equals("qcow2")) {
-            throw new ImageException("livemon supports blkdebug only under a qcow2 node, not " + fmt);
+        if (fmt.equals("raw")) {
+            return RawImage.openWrapped(p, filename, readOnly, c -> new BlkdebugChannel(c, rules));
         }
         return Qcow2Image.openWrapped(p, filename, readOnly, Qcow2Image.Options.defaults(),
                 c -> new BlkdebugChannel(c, rules));
     }
 
     /** Opens {@code filename} and its whole backing chain (backing images read-only). */
+    /** The protocol prefix of QEMU's blkdebug filenames ({@code blkdebug:[CONFIG]:FILE}). */
+    static final String BLKDEBUG_PREFIX = "blkdebug:";
+
     public static Image openChain(Path cwd, String filename, String format, boolean readOnly) throws IOException {
         return openChain(cwd, filename, format, readOnly, Qcow2Image.Options.defaults());
     }
@@ -192,11 +214,25 @@ public final class Images {
 
     /** Shared implementation of {@link Image#isAllocatedAbove}. */
     public static Allocation isAllocatedAbove(Image top, long offset, long maxLen, Image base) throws IOException {
+        return isAllocatedAbove(top, offset, maxLen, base, false);
+    }
+
+    /**
+     * As {@link #isAllocatedAbove(Image, long, long, Image)}; with {@code qemuSteps}, the answer also ends where the
+     * answer of each layer it looked at ends in QEMU ({@link Image#statusBoundary}), as QEMU's
+     * bdrv_is_allocated_above does: the steps of a throttled stream and of an intermediate commit, and so where
+     * they sleep, are QEMU's.
+     */
+    public static Allocation isAllocatedAbove(Image top, long offset, long maxLen, Image base, boolean qemuSteps)
+            throws IOException {
         long len = Math.max(0, Math.min(maxLen, top.size() - offset));
         if (len == 0) {
             return new Allocation(false, 0);
         }
         for (Image img = top; img != null && img != base; img = img.backing()) {
+            if (qemuSteps) {
+                len = Math.min(len, img.statusBoundary(offset) - offset);
+            }
             if (img != top && offset >= img.size()) {
                 // past the end of a shorter intermediate layer: reads as zeroes synthesised by that layer
                 return new Allocation(true, len);

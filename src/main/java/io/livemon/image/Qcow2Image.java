@@ -1813,9 +1813,6 @@ public final class Qcow2Image implements Image {
             if (offset >= end) {
                 return new BlockStatus(BlockStatus.Kind.UNALLOCATED, 0);
             }
-            // As QEMU's qcow2_get_host_offset, one answer never goes past the end of the L2 table that maps
-            // offset: a throttled stream's steps (and so when it sleeps) follow these extents
-            end = Math.min(end, ((offset >>> (l2Bits + clusterBits)) + 1) << (l2Bits + clusterBits));
             BlockStatus.Kind kind = null;
             long pos = offset;
             meta.lock();
@@ -1849,6 +1846,11 @@ public final class Qcow2Image implements Image {
         } finally {
             opLock.readLock().unlock();
         }
+    }
+
+    @Override
+    public long statusBoundary(long offset) {
+        return ((offset >>> (l2Bits + clusterBits)) + 1) << (l2Bits + clusterBits);
     }
 
     @Override

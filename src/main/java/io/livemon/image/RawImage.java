@@ -19,11 +19,16 @@ public final class RawImage implements Image {
     private volatile boolean readOnly;
     private volatile long size;
 
-    private RawImage(Path path, String filename, boolean readOnly) throws IOException {
+    /** Wraps every channel opened on the file (identity, or blkdebug's error injection). */
+    private final java.util.function.UnaryOperator<FileChannel> wrapper;
+
+    private RawImage(Path path, String filename, boolean readOnly,
+                     java.util.function.UnaryOperator<FileChannel> wrapper) throws IOException {
         this.path = path;
         this.filename = filename;
         this.readOnly = readOnly;
-        this.ch = Qcow2Image.openChannel(path, filename, readOnly);
+        this.wrapper = wrapper;
+        this.ch = wrapper.apply(Qcow2Image.openChannel(path, filename, readOnly));
         try {
             this.lease = ImageLocks.acquire(path, filename, !readOnly, () -> ch.isOpen());
         } catch (ImageException e) {
@@ -35,7 +40,13 @@ public final class RawImage implements Image {
 
     /** Opens {@code path} (shown as {@code filename}) as a raw image. */
     public static RawImage open(Path path, String filename, boolean readOnly) throws IOException {
-        return new RawImage(path, filename, readOnly);
+        return new RawImage(path, filename, readOnly, c -> c);
+    }
+
+    /** Opens {@code path} as a raw image whose file channels pass {@code wrapper} first (blkdebug). */
+    static RawImage openWrapped(Path path, String filename, boolean readOnly,
+                                java.util.function.UnaryOperator<FileChannel> wrapper) throws IOException {
+        return new RawImage(path, filename, readOnly, wrapper);
     }
 
     static void create(Path path, long size) throws IOException {
@@ -69,7 +80,7 @@ public final class RawImage implements Image {
             if (!ro) {
                 lease.change(true);
             }
-            FileChannel n = Qcow2Image.openChannel(path, filename, ro);
+            FileChannel n = wrapper.apply(Qcow2Image.openChannel(path, filename, ro));
             ch.close();
             ch = n;
             readOnly = ro;

@@ -3,7 +3,6 @@ package io.livemon.qmp;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -27,7 +26,8 @@ final class QmpClient {
     private static final String POISON = "\u0000close";
 
     private final QmpServer server;
-    private final SocketChannel channel;
+    /** A socket, or an inherited descriptor / standard streams ({@code fd=N}, {@code -qmp stdio}). */
+    private final java.nio.channels.ByteChannel channel;
     private final String peer;
     private final BlockingQueue<String> out;
     private final long maxQueuedBytes;
@@ -38,7 +38,8 @@ final class QmpClient {
     private volatile boolean negotiated;
     private volatile boolean oob;
 
-    QmpClient(QmpServer server, SocketChannel channel, String peer, int maxQueuedMessages, long maxQueuedBytes) {
+    QmpClient(QmpServer server, java.nio.channels.ByteChannel channel, String peer, int maxQueuedMessages,
+              long maxQueuedBytes) {
         this.server = server;
         this.channel = channel;
         this.peer = peer;

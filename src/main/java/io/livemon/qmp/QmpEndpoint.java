@@ -9,14 +9,25 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Where a QMP server listens, from QEMU's command line: {@code -qmp unix:PATH,server=on,wait=off},
- * {@code -qmp tcp:HOST:PORT,server=on,wait=off}, or {@code -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,
- * wait=off} with {@code -mon chardev=ID,mode=control}. Only listening (server) sockets are supported.
+ * Where QMP is served, from QEMU's command line: {@code -qmp unix:PATH,server=on,wait=off},
+ * {@code -qmp tcp:HOST:PORT,server=on,wait=off}, {@code -qmp stdio}, or {@code -chardev socket,id=ID,...} with
+ * {@code -mon chardev=ID,mode=control}, where the chardev listens ({@code path=PATH|host=H,port=P,server=on}),
+ * connects to a listening client ({@code path=PATH} without server=on, as QEMU's iotests use), or is a socket
+ * descriptor livemon inherited ({@code fd=N}, the other end already connected: iotests' {@code fd=3}).
  *
- * @param path unix socket path, or null for TCP
+ * @param kind how the connection comes about
+ * @param path unix socket path, or null
  * @param host TCP host; empty = loopback
+ * @param fd   the inherited descriptor, or -1
  */
-public record QmpEndpoint(Path path, String host, int port) {
+public record QmpEndpoint(Kind kind, Path path, String host, int port, int fd) {
+    /** How a QMP endpoint gets its connection. */
+    public enum Kind { LISTEN, CONNECT, FD, STDIO }
+
+    /** A listening endpoint: a unix socket at {@code path}, or TCP when {@code path} is null. */
+    public QmpEndpoint(Path path, String host, int port) {
+        this(Kind.LISTEN, path, host, port, -1);
+    }
 
     /** Parses every QMP endpoint of a command line; throws with a message for the user on a bad option. */
     public static List<QmpEndpoint> parse(List<String> qmp, List<String> chardevs, List<String> mons)
@@ -50,6 +61,18 @@ public record QmpEndpoint(Path path, String host, int port) {
                         + " sockets; the human monitor is on standard input");
             }
             Map<String, String> d = devs.get(id);
+            if (d.containsKey("fd")) {
+                try {
+                    l.add(new QmpEndpoint(Kind.FD, null, null, 0, Integer.parseInt(d.get("fd"))));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("-chardev id=" + id + ": invalid fd '" + d.get("fd") + "'");
+                }
+                continue;
+            }
+            if (!isOn(d.getOrDefault("server", "off")) && d.containsKey("path")) {
+                l.add(new QmpEndpoint(Kind.CONNECT, Paths.get(d.get("path")), null, 0, -1));
+                continue;
+            }
             checkServer(d, "-chardev id=" + id);
             if (d.containsKey("path")) {
                 l.add(new QmpEndpoint(Paths.get(d.get("path")), null, 0));
@@ -63,6 +86,9 @@ public record QmpEndpoint(Path path, String host, int port) {
     }
 
     static QmpEndpoint parseQmp(String spec) {
+        if (spec.equals("stdio")) {
+            return new QmpEndpoint(Kind.STDIO, null, null, 0, -1);
+        }
         String[] parts = spec.split(",", 2);
         Map<String, String> o = options(parts.length > 1 ? parts[1] : "", "-qmp " + spec);
         checkServer(o, "-qmp " + spec);
@@ -117,17 +143,34 @@ public record QmpEndpoint(Path path, String host, int port) {
         return v.equals("on") || v.equals("yes") || v.equals("true");
     }
 
-    /** Starts listening on this endpoint. */
+    /** Starts serving on this endpoint: listens, connects, or serves the inherited descriptor or stdio at once. */
     public void listen(QmpServer server) throws IOException {
-        if (path != null) {
-            server.listenUnix(path);
-        } else {
-            server.listenTcp(host, port);
+        switch (kind) {
+            case LISTEN -> {
+                if (path != null) {
+                    server.listenUnix(path);
+                } else {
+                    server.listenTcp(host, port);
+                }
+            }
+            case CONNECT -> {
+                java.nio.channels.SocketChannel c =
+                        java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX);
+                c.connect(java.net.UnixDomainSocketAddress.of(path));
+                server.serve(c, toString());
+            }
+            case FD -> server.serve(InheritedChannel.of(fd), toString());
+            case STDIO -> server.serve(InheritedChannel.of(0, 1), toString());
         }
     }
 
     @Override
     public String toString() {
-        return path != null ? "unix:" + path : "tcp:" + host + ":" + port;
+        return switch (kind) {
+            case LISTEN -> path != null ? "unix:" + path : "tcp:" + host + ":" + port;
+            case CONNECT -> "unix:" + path + " (connected)";
+            case FD -> "fd=" + fd;
+            case STDIO -> "stdio";
+        };
     }
 }

@@ -190,15 +190,23 @@ public final class QmpServer implements AutoCloseable {
                 } catch (IOException e) {
                     peer = what;
                 }
-                QmpClient client = new QmpClient(this, c, peer, limits.maxQueuedMessages(),
-                        limits.maxQueuedBytes());
-                clients.add(client);
-                LOG.info("QMP client connected on {}", peer);
-                client.send(greeting());
-                threads.execute(client::writeLoop);
-                threads.execute(client::readLoop);
+                serve(c, peer);
             }
         });
+    }
+
+    /**
+     * Serves QMP on an already connected channel: a socket livemon connected to or accepted, a descriptor it
+     * inherited ({@code -chardev socket,fd=N}), or its standard streams ({@code -qmp stdio}). Sends the greeting at
+     * once, as QEMU does.
+     */
+    public void serve(java.nio.channels.ByteChannel c, String peer) {
+        QmpClient client = new QmpClient(this, c, peer, limits.maxQueuedMessages(), limits.maxQueuedBytes());
+        clients.add(client);
+        LOG.info("QMP client connected on {}", peer);
+        client.send(greeting());
+        threads.execute(client::writeLoop);
+        threads.execute(client::readLoop);
     }
 
     static Map<String, Object> greeting() {
