@@ -36,6 +36,8 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     private final List<BlockNode> nodes = new ArrayList<>();
     /** Jobs by id, in creation order. */
     private final Map<String, Job> jobs = new LinkedHashMap<>();
+    /** Nodes blockdev-add / -blockdev opened by name: the ones blockdev-del may close. */
+    private final java.util.Set<BlockNode> monitorOwned = new java.util.HashSet<>();
     /** Which job holds which node. */
     private final Map<BlockNode, Job> blockers = new LinkedHashMap<>();
     /** Counter of QEMU's generated node names ({@code #block<counter><2 random digits>}). */
@@ -235,6 +237,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 // names, and shows the node as json:{...} when that is not the backing node's name
                 fmt.setAutoBackingFile(b == null ? "" : b);
             }
+            monitorOwned.add(fmt);
             LOG.info("blockdev {} opened on {}", o.nodeName(), filename);
             return fmt;
         }
@@ -399,6 +402,43 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     }
 
     /** Removes format nodes (and their protocol nodes) from the graph and closes their images. */
+    /**
+     * QMP blockdev-del: closes a node that blockdev-add (or -blockdev) opened and nothing uses any more, with its
+     * protocol node (blockdev.c qmp_blockdev_del).
+     *
+     * @throws BlockException {@code Failed to find node with node-name='N'}; {@code Node N is in use} (a device's
+     *                        root); QEMU's busy error (a job holds it); {@code Node N is not owned by the monitor}
+     *                        (opened as part of a chain); {@code Block device N is in use} (another node's backing)
+     */
+    public void deleteBlockdev(String name) throws BlockException {
+        BlockNode n;
+        synchronized (lock) {
+            n = findNodeLocked(name);
+            if (n == null || n.autoNamed()) {
+                throw new BlockException("Failed to find node with node-name='" + name + "'");
+            }
+            for (BlockDevice d : devices.values()) {
+                if (d.root() == n) {
+                    throw new BlockException("Node " + name + " is in use");
+                }
+            }
+            Job j = blockers.get(n.skipFilters());
+            if (j != null) {
+                throw BlockException.busy(name, j);
+            }
+            if (!monitorOwned.contains(n)) {
+                throw new BlockException("Node " + name + " is not owned by the monitor");
+            }
+            for (BlockNode other : nodes) {
+                if (other.backing() == n || other.child() == n) {
+                    throw new BlockException("Block device " + name + " is in use");
+                }
+            }
+            monitorOwned.remove(n);
+        }
+        dropNodes(List.of(n));
+    }
+
     void dropNodes(List<BlockNode> dropped) {
         synchronized (lock) {
             for (BlockNode n : dropped) {

@@ -49,7 +49,13 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
         }
     }
 
+    /** The schema of a command whose arguments its handler checks ({@link Args#all}). */
+    static final String ANY_MEMBERS = "**";
+
     static QmpCommand of(String name, String schema, Flags flags, Handler handler) {
+        if (schema.equals(ANY_MEMBERS)) {
+            return new QmpCommand(name, List.of(new Param(ANY_MEMBERS, Kind.STR, true, Set.of())), flags, handler);
+        }
         List<Param> ps = new ArrayList<>();
         for (String p : schema.isBlank() ? new String[0] : schema.trim().split("\\s+")) {
             ps.add(Param.parse(p));
@@ -61,6 +67,11 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
     Args check(Map<String, Object> arguments) throws QmpException {
         Map<String, Object> in = arguments == null ? Map.of() : arguments;
         Map<String, Object> out = new LinkedHashMap<>();
+        if (params.size() == 1 && params.get(0).name().equals(ANY_MEMBERS)) {
+            // a QAPI union checked by its handler (blockdev-add's BlockdevOptions), members as given
+            out.putAll(in);
+            return new Args(out);
+        }
         for (Param p : params) {
             Object v = in.get(p.name());
             if (v == null) {
@@ -147,6 +158,11 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
 
         public boolean has(String name) {
             return values.containsKey(name);
+        }
+
+        /** Every member as given (commands with the {@code **} schema). */
+        public Map<String, Object> all() {
+            return java.util.Collections.unmodifiableMap(values);
         }
 
         public String str(String name) {

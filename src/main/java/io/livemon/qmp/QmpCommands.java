@@ -103,6 +103,10 @@ final class QmpCommands {
                         (c, a) -> settle(c, c.graph().genericJob(a.str("id")), Job::finalizeJob)),
                 QmpCommand.of("job-dismiss", "id:str", EXCLUSIVE,
                         (c, a) -> done(() -> c.graph().genericJob(a.str("id")).dismiss())),
+                QmpCommand.of("blockdev-add", QmpCommand.ANY_MEMBERS, EXCLUSIVE, (c, a) -> done(
+                        () -> c.graph().addBlockdev(io.livemon.block.BlockdevOptions.fromMap(a.all())))),
+                QmpCommand.of("blockdev-del", "node-name:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().deleteBlockdev(a.str("node-name")))),
                 QmpCommand.of("block_resize", "?device:str ?node-name:str size:int", EXCLUSIVE,
                         (c, a) -> done(() -> DriveOperations.resize(c.graph(), a.str("device"), a.str("node-name"),
                                 a.integer("size", 0)))),

@@ -25,7 +25,14 @@ public final class QmpDocs {
         StringBuilder sb = new StringBuilder("| command | arguments |\n|---|---|\n");
         for (QmpCommand c : commands) {
             StringBuilder args = new StringBuilder();
+            if (c.params().size() == 1 && c.params().get(0).name().equals(QmpCommand.ANY_MEMBERS)) {
+                args.append("QEMU's BlockdevOptions: `driver` qcow2 \\| raw, `node-name`, `file` (file or blkdebug), "
+                        + "`backing`, `read-only`, `discard`, `detect-zeroes`");
+            }
             for (QmpCommand.Param p : c.params()) {
+                if (p.name().equals(QmpCommand.ANY_MEMBERS)) {
+                    continue;
+                }
                 if (args.length() > 0) {
                     args.append(", ");
                 }

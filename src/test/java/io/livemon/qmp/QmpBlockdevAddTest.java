@@ -1,0 +1,68 @@
+package io.livemon.qmp;
+
+import static io.livemon.qmp.QmpProtocolTest.generic;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.livemon.image.QemuTools;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * blockdev-add and blockdev-del as QEMU 7.2 answers them (blockdev.c qmp_blockdev_add / qmp_blockdev_del): a node
+ * added by name, refused twice, found by jobs and queries, closed only when nothing uses it.
+ */
+class QmpBlockdevAddTest {
+    private static final String ADD_X = "{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"qcow2\", "
+            + "\"node-name\": \"node-X\", \"file\": {\"driver\": \"file\", \"filename\": \"x.qcow2\"}}}";
+
+    @TempDir
+    Path dir;
+    QmpFixture fx;
+
+    @BeforeEach
+    void start() throws Exception {
+        Assumptions.assumeTrue(QemuTools.available(), "qemu-img needed");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "x.qcow2", "4M");
+        fx = QmpFixture.seed(dir, "16M");
+    }
+
+    @AfterEach
+    void stop() {
+        if (fx != null) {
+            fx.close();
+        }
+    }
+
+    @Test
+    void aNodeIsAddedOnceFoundByNameAndDeletedWhenUnused() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange(ADD_X)).containsExactly("{\"return\": {}}");
+            assertThat(c.exchange(ADD_X)).containsExactly(generic("Duplicate nodes with node-name='node-X'"));
+            assertThat(String.join("", c.exchange("{\"execute\": \"query-named-block-nodes\"}")))
+                    .contains("\"node-name\": \"node-X\"");
+            // a node of the drive's chain was not added by the monitor
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"node-E\"}}"))
+                    .containsExactly(generic("Node node-E is in use"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"node-X\"}}"))
+                    .containsExactly("{\"return\": {}}");
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"node-X\"}}"))
+                    .containsExactly(generic("Failed to find node with node-name='node-X'"));
+            // closed: the file may be opened for writing again
+            assertThat(c.exchange(ADD_X)).containsExactly("{\"return\": {}}");
+        }
+    }
+
+    @Test
+    void anUnknownDriverIsRefusedAndNothingIsAdded() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(String.join("", c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": "
+                    + "{\"driver\": \"nosuch\", \"node-name\": \"n\"}}"))).contains("\"error\"");
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"n\"}}"))
+                    .containsExactly(generic("Failed to find node with node-name='n'"));
+        }
+    }
+}
