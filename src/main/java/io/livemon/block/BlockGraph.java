@@ -238,6 +238,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 fmt.setAutoBackingFile(b == null ? "" : b);
             }
             monitorOwned.add(fmt);
+            fmt.setFixedReadOnly(o.readOnly());
             LOG.info("blockdev {} opened on {}", o.nodeName(), filename);
             return fmt;
         }

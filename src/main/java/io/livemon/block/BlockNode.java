@@ -182,6 +182,21 @@ public final class BlockNode {
         return auto != null ? auto : image.backingFileString();
     }
 
+    /**
+     * Opened with {@code read-only: true} by blockdev-add / -blockdev: QEMU then has no BDRV_O_ALLOW_RDWR for it, so
+     * a job that would make it writable fails with {@code Block node is read-only} (block.c bdrv_can_set_read_only).
+     * A {@code -drive readonly=on} may still be reopened read-write, as in QEMU.
+     */
+    private volatile boolean fixedReadOnly;
+
+    boolean fixedReadOnly() {
+        return fixedReadOnly;
+    }
+
+    void setFixedReadOnly(boolean on) {
+        this.fixedReadOnly = on;
+    }
+
     /** Whether guest discards reach this node's image ({@code discard=unmap}). */
     public boolean discardUnmap() {
         return discardUnmap;

@@ -101,6 +101,10 @@ public final class StreamJob extends Job {
                 throw BlockException.busy(j.filter.name(), j);
             }
         }
+        if (target.fixedReadOnly()) {
+            // stream_start reopens the target read-write, which a node opened read-only by blockdev-add refuses
+            throw new BlockException("Block node is read-only");
+        }
         // QEMU writes the base's file name as opened (or backing-file); livemon writes a string that leads to the
         // base from the target's own directory and keeps QEMU's string for what QEMU shows (BackingNames).
         String qemuString = r.backingFile() != null ? r.backingFile() : base != null ? base.filename() : null;

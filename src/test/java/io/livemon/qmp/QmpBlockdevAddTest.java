@@ -65,4 +65,20 @@ class QmpBlockdevAddTest {
                     .containsExactly(generic("Failed to find node with node-name='n'"));
         }
     }
+
+    @Test
+    void aNodeAddedReadOnlyCannotBeStreamedInto() throws Exception {
+        // iotest 030 test_read_only: a read-only top over the drive's chain
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"qcow2\", "
+                    + "\"node-name\": \"ro-top\", \"read-only\": true, \"file\": {\"driver\": \"file\", "
+                    + "\"filename\": \"x.qcow2\", \"read-only\": true}, \"backing\": \"node-D\"}}"))
+                    .containsExactly("{\"return\": {}}");
+            assertThat(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"job-id\": \"stream\", "
+                    + "\"device\": \"ro-top\", \"base-node\": \"node-A\"}}"))
+                    .containsExactly(generic("Block node is read-only"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"ro-top\"}}"))
+                    .containsExactly("{\"return\": {}}");
+        }
+    }
 }
