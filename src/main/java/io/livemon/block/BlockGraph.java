@@ -175,6 +175,12 @@ public final class BlockGraph implements JobContext, AutoCloseable {
      */
     public BlockNode addBlockdev(BlockdevOptions o) throws BlockException {
         BlockdevOptions proto = o.file();
+        if (proto == null) {
+            // a protocol node on its own (driver file or blkdebug at the top): livemon keeps protocol nodes only
+            // under a format node
+            throw new BlockException("livemon does not support a '" + o.driver() + "' node on its own: give it "
+                    + "inline as the 'file' of a qcow2 or raw node");
+        }
         boolean blkdebug = proto.driver().equals("blkdebug");
         String filename = blkdebug ? proto.image().filename() : proto.filename();
         synchronized (lock) {
