@@ -31,7 +31,15 @@ public final class BackupJob extends Job {
     /** The arguments of drive-backup / drive_backup. */
     public record Request(String jobId, String device, String target, String format, String sync, boolean reuse,
                           long speed, String bitmap, String bitmapMode, boolean compress, OnErrorPolicy onError,
-                          boolean autoFinalize, boolean autoDismiss) {
+                          boolean autoFinalize, boolean autoDismiss, boolean targetIsNode) {
+        /** drive-backup's fields; the target is a file to create or reuse. */
+        public Request(String jobId, String device, String target, String format, String sync, boolean reuse,
+                       long speed, String bitmap, String bitmapMode, boolean compress, OnErrorPolicy onError,
+                       boolean autoFinalize, boolean autoDismiss) {
+            this(jobId, device, target, format, sync, reuse, speed, bitmap, bitmapMode, compress, onError,
+                    autoFinalize, autoDismiss, false);
+        }
+
         /** HMP {@code drive_backup [-n] [-f] [-c] device target [format]}. */
         public static Request hmp(String device, String target, String format, boolean reuse, boolean full,
                                   boolean compress) {
@@ -47,6 +55,8 @@ public final class BackupJob extends Job {
     private final JobTarget.Sync sync;
     private final boolean reuse;
     private final boolean compress;
+    /** blockdev-backup: the target node belongs to the user (blockdev-add) and outlives the job. */
+    private final boolean targetIsNode;
     private final long clusterSize;
     private final long size;
     private final List<BlockNode> blocked = new ArrayList<>();
@@ -80,6 +90,7 @@ public final class BackupJob extends Job {
         this.sync = sync;
         this.reuse = r.reuse();
         this.compress = r.compress();
+        this.targetIsNode = r.targetIsNode();
         this.clusterSize = clusterSize;
         this.size = source.size();
     }
@@ -111,9 +122,18 @@ public final class BackupJob extends Job {
             sync = JobTarget.Sync.FULL;
         }
         BlockNode backing = JobTarget.backingFor(source, sync);
-        Image target = JobTarget.createAndOpen(graph, source, r.target(), r.format(), r.reuse(),
-                r.reuse() ? null : backing, true, stdout);
-        BlockNode targetNode = null;
+        BlockNode existing = null;
+        if (r.targetIsNode()) {
+            // blockdev-backup: the target is a node blockdev-add opened; it stays open after the job
+            existing = graph.lookupNode(r.target(), r.target());
+            graph.checkNotBusy(existing);
+            if (existing.skipFilters() == source) {
+                throw new BlockException("Source and target cannot be the same");
+            }
+        }
+        Image target = existing != null ? existing.image() : JobTarget.createAndOpen(graph, source, r.target(),
+                r.format(), r.reuse(), r.reuse() ? null : backing, true, stdout);
+        BlockNode targetNode = existing;
         try {
             if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
                 if (r.bitmap() == null) {
@@ -135,7 +155,7 @@ public final class BackupJob extends Job {
             }
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
-            if (backing != null && !r.reuse()) {
+            if (backing != null && !r.reuse() && existing == null) {
                 // a reused target (-n, mode=existing) keeps the backing its own header names (none for raw)
                 target.setBacking(backing.image());
             }
@@ -144,8 +164,10 @@ public final class BackupJob extends Job {
             if (ti != null && ti.clusterSize() > cs) {
                 cs = ti.clusterSize();
             }
-            targetNode = graph.addNode(target, null);
-            targetNode.setBacking(backing);
+            if (existing == null) {
+                targetNode = graph.addNode(target, null);
+                targetNode.setBacking(backing);
+            }
             BackupJob job = new BackupJob(graph, id, device, source, targetNode, sync, cs, r);
             if (r.speed() < 0) {
                 // QEMU creates the job before it checks the speed: the job goes from created straight to null.
@@ -162,10 +184,14 @@ public final class BackupJob extends Job {
             job.started.countDown();
             return job;
         } catch (IOException e) {
-            JobTarget.discard(graph, targetNode, target);
+            if (existing == null) {
+                JobTarget.discard(graph, targetNode, target);
+            }
             throw BlockGraph.wrap(e);
         } catch (BlockException | RuntimeException e) {
-            JobTarget.discard(graph, targetNode, target);
+            if (existing == null) {
+                JobTarget.discard(graph, targetNode, target);
+            }
             throw e;
         }
     }
@@ -446,6 +472,8 @@ public final class BackupJob extends Job {
         } catch (IOException e) {
             // the job's result already says what went wrong
         }
-        graph.dropNodes(List.of(targetNode));
+        if (!targetIsNode) {
+            graph.dropNodes(List.of(targetNode)); // drive-backup's own target; blockdev-backup's stays the user's
+        }
     }
 }

@@ -73,6 +73,11 @@ final class QmpCommands {
                         + " ?on-target-error:" + ON_ERROR + " ?auto-finalize:bool ?auto-dismiss:bool"
                         + " ?filter-node-name:str target:str ?format:str ?mode:enum(existing|absolute-paths)",
                         EXCLUSIVE, QmpCommands::driveBackup),
+                QmpCommand.of("blockdev-backup", "?job-id:str device:str target:str sync:" + SYNC + " ?speed:int"
+                        + " ?bitmap:str ?bitmap-mode:enum(on-success|never|always) ?compress:bool"
+                        + " ?on-source-error:" + ON_ERROR + " ?on-target-error:" + ON_ERROR
+                        + " ?auto-finalize:bool ?auto-dismiss:bool ?filter-node-name:str",
+                        EXCLUSIVE, QmpCommands::blockdevBackup),
                 QmpCommand.of("blockdev-snapshot-sync", "?device:str ?node-name:str snapshot-file:str"
                         + " ?snapshot-node-name:str ?format:str ?mode:enum(existing|absolute-paths)", EXCLUSIVE,
                         QmpCommands::snapshotSync),
@@ -262,6 +267,20 @@ final class QmpCommands {
                 a.str("format"), a.str("sync"), "existing".equals(a.str("mode")), a.integer("speed", 0),
                 a.str("bitmap"), a.str("bitmap-mode"), a.bool("compress", false), OnErrorPolicy.fromQapi(onError),
                 a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+        BackupJob.start(c.graph(), r, c.server().stdout()::println);
+        return Json.obj();
+    }
+
+    private static Object blockdevBackup(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        if (a.has("filter-node-name")) {
+            throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-before-write filter"
+                    + " is always implicit)");
+        }
+        String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
+        BackupJob.Request r = new BackupJob.Request(a.str("job-id"), a.str("device"), a.str("target"), null,
+                a.str("sync"), true, a.integer("speed", 0), a.str("bitmap"), a.str("bitmap-mode"),
+                a.bool("compress", false), OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true),
+                a.bool("auto-dismiss", true), true);
         BackupJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
     }

@@ -26,7 +26,7 @@ class QmpBlockdevAddTest {
     @BeforeEach
     void start() throws Exception {
         Assumptions.assumeTrue(QemuTools.available(), "qemu-img needed");
-        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "x.qcow2", "4M");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "x.qcow2", "16M");
         fx = QmpFixture.seed(dir, "16M");
     }
 
@@ -80,5 +80,28 @@ class QmpBlockdevAddTest {
             assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"ro-top\"}}"))
                     .containsExactly("{\"return\": {}}");
         }
+    }
+
+    @Test
+    void blockdevBackupCopiesIntoTheNamedNodeWhichStaysOpen() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange(ADD_X)).containsExactly("{\"return\": {}}");
+            assertThat(c.exchange("{\"execute\": \"blockdev-backup\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"target\": \"virtio0\", \"sync\": \"full\"}}"))
+                    .containsExactly(generic("Source and target cannot be the same"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-backup\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"target\": \"nosuch\", \"sync\": \"full\"}}"))
+                    .containsExactly(QmpProtocolTest.generic("Cannot find device='nosuch' nor node-name='nosuch'"));
+            c.exchange("{\"execute\": \"blockdev-backup\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"target\": \"node-X\", \"sync\": \"full\"}}");
+            assertThat(fx.graph.awaitNoJobs(60_000)).isTrue();
+            // the target is still the user's node: blockdev-del closes it (the job's events come first)
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"node-X\"}}"))
+                    .endsWith("{\"return\": {}}").anyMatch(l -> l.contains("BLOCK_JOB_COMPLETED"));
+        }
+        fx.close();
+        fx = null;
+        assertThat(QemuTools.compare(dir, "file-E.img", "x.qcow2").exitCode()).isZero();
+        QemuTools.assertClean(dir, "x.qcow2");
     }
 }
