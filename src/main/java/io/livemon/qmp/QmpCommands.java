@@ -78,6 +78,7 @@ final class QmpCommands {
                         + " ?on-source-error:" + ON_ERROR + " ?on-target-error:" + ON_ERROR
                         + " ?auto-finalize:bool ?auto-dismiss:bool ?filter-node-name:str",
                         EXCLUSIVE, QmpCommands::blockdevBackup),
+                QmpCommand.of("transaction", QmpCommand.ANY_MEMBERS, EXCLUSIVE, QmpCommands::transaction),
                 QmpCommand.of("blockdev-snapshot-sync", "?device:str ?node-name:str snapshot-file:str"
                         + " ?snapshot-node-name:str ?format:str ?mode:enum(existing|absolute-paths)", EXCLUSIVE,
                         QmpCommands::snapshotSync),
@@ -282,6 +283,75 @@ final class QmpCommands {
                 a.bool("compress", false), OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true),
                 a.bool("auto-dismiss", true), true);
         BackupJob.start(c.graph(), r, c.server().stdout()::println);
+        return Json.obj();
+    }
+
+    /** Transaction action types livemon runs, to the command each one's data is checked and run as. */
+    private static final Map<String, String> TRANSACTION_ACTIONS = Map.of("drive-backup", "drive-backup",
+            "blockdev-backup", "blockdev-backup", "blockdev-snapshot-sync", "blockdev-snapshot-sync", "abort", "");
+
+    /**
+     * QMP transaction: every action's data is checked first; then the actions run in order, and when one fails
+     * (an {@code abort} action always does: {@code Transaction aborted using Abort action}) the backup jobs the
+     * earlier actions started are cancelled again. Unlike QEMU, a snapshot an earlier action took stays (QEMU
+     * prepares every action before it commits any); the tests that use transactions combine backups.
+     */
+    private static Object transaction(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        for (String k : a.all().keySet()) {
+            if (!k.equals("actions") && !k.equals("properties")) {
+                throw QmpException.generic("Parameter '" + k + "' is unexpected");
+            }
+        }
+        Object actions = a.all().get("actions");
+        if (actions == null) {
+            throw QmpException.generic("Parameter 'actions' is missing");
+        }
+        if (!(actions instanceof List<?> list)) {
+            throw QmpException.generic("Invalid parameter type for 'actions', expected: array");
+        }
+        List<QmpCommand> commands = new ArrayList<>();
+        List<QmpCommand.Args> args = new ArrayList<>();
+        for (Object item : list) {
+            if (!(item instanceof Map<?, ?> action)) {
+                throw QmpException.generic("Invalid parameter type for 'actions[" + args.size()
+                        + "]', expected: object");
+            }
+            Object type = action.get("type");
+            if (!(type instanceof String t)) {
+                throw QmpException.generic("Parameter 'type' is missing");
+            }
+            String command = TRANSACTION_ACTIONS.get(t);
+            if (command == null) {
+                throw QmpException.generic("Parameter 'type' does not accept value '" + t + "'");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> data = action.get("data") instanceof Map<?, ?> m ? (Map<String, Object>) m : Map.of();
+            QmpCommand cmd = command.isEmpty() ? null : table().stream().filter(x -> x.name().equals(command))
+                    .findFirst().orElseThrow();
+            commands.add(cmd);
+            args.add(cmd == null ? null : cmd.check(data));
+        }
+        java.util.Set<String> before = new java.util.HashSet<>();
+        c.graph().jobInfos().forEach(j -> before.add(j.id()));
+        try {
+            for (int i = 0; i < commands.size(); i++) {
+                if (commands.get(i) == null) {
+                    throw QmpException.generic("Transaction aborted using Abort action");
+                }
+                commands.get(i).handler().run(c, args.get(i));
+            }
+        } catch (QmpException | BlockException | RuntimeException e) {
+            for (io.livemon.block.JobInfo j : c.graph().jobInfos()) {
+                if (!before.contains(j.id())) {
+                    try {
+                        c.graph().job(j.id()).cancel(true);
+                    } catch (BlockException ignored) {
+                        // already ending
+                    }
+                }
+            }
+            throw e;
+        }
         return Json.obj();
     }
 

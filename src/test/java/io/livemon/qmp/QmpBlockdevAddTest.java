@@ -104,4 +104,27 @@ class QmpBlockdevAddTest {
         assertThat(QemuTools.compare(dir, "file-E.img", "x.qcow2").exitCode()).isZero();
         QemuTools.assertClean(dir, "x.qcow2");
     }
+
+    @Test
+    void aTransactionRunsItsBackupsAndAnAbortUndoesThem() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange(ADD_X)).containsExactly("{\"return\": {}}");
+            // iotest 055 test_abort: the abort fails the transaction, and the backup it started is gone again
+            assertThat(String.join("", c.exchange("{\"execute\": \"transaction\", \"arguments\": {\"actions\": ["
+                    + "{\"type\": \"blockdev-backup\", \"data\": {\"device\": \"virtio0\", \"target\": \"node-X\", "
+                    + "\"sync\": \"full\", \"speed\": 1024}}, {\"type\": \"abort\", \"data\": {}}]}}")))
+                    .contains(generic("Transaction aborted using Abort action"));
+            assertThat(fx.graph.awaitNoJobs(10_000)).isTrue();
+            assertThat(String.join("", c.exchange("{\"execute\": \"transaction\", \"arguments\": {\"actions\": ["
+                    + "{\"type\": \"nosuch\", \"data\": {}}]}}")))
+                    .contains(generic("Parameter 'type' does not accept value 'nosuch'"));
+            assertThat(String.join("", c.exchange("{\"execute\": \"transaction\", \"arguments\": {\"actions\": ["
+                    + "{\"type\": \"blockdev-backup\", \"data\": {\"device\": \"virtio0\", \"target\": \"node-X\", "
+                    + "\"sync\": \"full\"}}]}}"))).contains("{\"return\": {}}");
+            assertThat(fx.graph.awaitNoJobs(60_000)).isTrue();
+        }
+        fx.close();
+        fx = null;
+        assertThat(QemuTools.compare(dir, "file-E.img", "x.qcow2").exitCode()).isZero();
+    }
 }
