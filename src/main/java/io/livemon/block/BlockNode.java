@@ -197,6 +197,11 @@ public final class BlockNode {
         this.fixedReadOnly = on;
     }
 
+    /** Set on a stream's copy-on-read filter: guest reads copy data up into the top ({@link #read}). */
+    private volatile boolean copyOnRead;
+    /** The stream's base image: copy-on-read stops above it (null = the whole chain). */
+    private volatile Image copyOnReadBase;
+
     /** Whether guest discards reach this node's image ({@code discard=unmap}). */
     public boolean discardUnmap() {
         return discardUnmap;
@@ -264,7 +269,25 @@ public final class BlockNode {
     }
 
     public void read(long offset, byte[] buf, int off, int len) throws IOException {
-        ioTarget().image.read(offset, buf, off, len);
+        BlockNode target = ioTarget();
+        for (BlockNode f = this; f != null && f.isFilter(); f = f.child) {
+            if (f.copyOnRead) {
+                // QEMU's copy-on-read filter (block/copy-on-read.c, a stream's): what the guest reads from below the
+                // top and above the stream's base is written into the top first, so the stream need not copy it
+                target.image.copyUpFromBacking(offset, len, f.copyOnReadBase);
+                break;
+            }
+        }
+        target.image.read(offset, buf, off, len);
+    }
+
+    /**
+     * Makes this filter node copy on read, as the copy-on-read filter a stream inserts: data the guest reads that
+     * lies above {@code base} (exclusive; null = the whole backing chain) is copied into the top image.
+     */
+    void setCopyOnRead(Image base) {
+        this.copyOnReadBase = base;
+        this.copyOnRead = true;
     }
 
     public void write(long offset, byte[] buf, int off, int len) throws IOException {

@@ -131,6 +131,7 @@ public final class StreamJob extends Job {
         }
         try {
             graph.startJobBehindFilter(job, device, target, "copy-on-read", null);
+            job.filter.setCopyOnRead(base == null ? null : base.image());
         } catch (BlockException e) {
             job.restoreReadOnly();
             throw e;
