@@ -169,8 +169,8 @@ function _picocli_livemon() {
   local prev_word=${COMP_WORDS[COMP_CWORD-1]}
 
   local commands=""
-  local flag_opts="'--strict' '--events' '--completion-menu' '--keep-demo' '-nodefaults' '-S' '--version' '-h' '--help'"
-  local arg_opts="'-drive' '-blockdev' '-x' '--script' '--history' '-qmp' '-chardev' '-mon' '-M' '-machine' '-display' '-name' '-monitor'"
+  local flag_opts="'--strict' '--events' '--completion-menu' '--keep-demo' '-nographic' '-nodefaults' '-S' '--version' '-h' '--help'"
+  local arg_opts="'-drive' '--drive' '-blockdev' '--blockdev' '-x' '--script' '--history' '-qmp' '-chardev' '-mon' '-M' '-machine' '--machine' '-accel' '--accel' '-device' '--device' '-qtest' '-vga' '-serial' '-display' '-name' '-monitor'"
 
   # livemon: -drive ...file=PATH completes PATH; right after -drive, offer file=
   local drive_line="${COMP_LINE:0:COMP_POINT}"
@@ -194,10 +194,10 @@ function _picocli_livemon() {
   type compopt &>/dev/null && compopt +o default
 
   case ${prev_word} in
-    '-drive')
+    '-drive'|'--drive')
       return
       ;;
-    '-blockdev')
+    '-blockdev'|'--blockdev')
       return
       ;;
     '-x'|'--script')
@@ -221,7 +221,22 @@ function _picocli_livemon() {
     '-mon')
       return
       ;;
-    '-M'|'-machine')
+    '-M'|'-machine'|'--machine')
+      return
+      ;;
+    '-accel'|'--accel')
+      return
+      ;;
+    '-device'|'--device')
+      return
+      ;;
+    '-qtest')
+      return
+      ;;
+    '-vga')
+      return
+      ;;
+    '-serial')
       return
       ;;
     '-display')

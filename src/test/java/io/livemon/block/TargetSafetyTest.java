@@ -68,7 +68,8 @@ class TargetSafetyTest {
     private void holdLockedImage() throws Exception {
         holder = new ProcessBuilder("qemu-io", "-c", "sleep 60000", "locked.img").directory(dir.toFile())
                 .redirectErrorStream(true).start();
-        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        // generous: on a loaded 2-core machine qemu-io has taken more than 10 s to start
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
         while (QemuTools.run(dir, "qemu-io", "-c", "read 0 512", "locked.img").exitCode() == 0) {
             assertThat(System.nanoTime()).as("qemu-io took its lock").isLessThan(deadline);
             Thread.sleep(50);
