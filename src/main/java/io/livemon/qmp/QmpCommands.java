@@ -259,29 +259,28 @@ final class QmpCommands {
     }
 
     private static Object driveBackup(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
-        if (a.has("filter-node-name")) {
-            throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-before-write filter"
-                    + " is always implicit)");
-        }
-        String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
-        BackupJob.Request r = new BackupJob.Request(a.str("job-id"), a.str("device"), a.str("target"),
-                a.str("format"), a.str("sync"), "existing".equals(a.str("mode")), a.integer("speed", 0),
-                a.str("bitmap"), a.str("bitmap-mode"), a.bool("compress", false), OnErrorPolicy.fromQapi(onError),
-                a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
-        BackupJob.start(c.graph(), r, c.server().stdout()::println);
-        return Json.obj();
+        return backup(c, a, a.str("format"), "existing".equals(a.str("mode")), false);
     }
 
     private static Object blockdevBackup(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        return backup(c, a, null, true, true);
+    }
+
+    /**
+     * drive-backup ({@code targetIsNode} false: a file to create or reuse) and blockdev-backup (true: a node
+     * blockdev-add opened) share their arguments and their checks.
+     */
+    private static Object backup(QmpContext c, QmpCommand.Args a, String format, boolean reuse, boolean targetIsNode)
+            throws QmpException, BlockException {
         if (a.has("filter-node-name")) {
             throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-before-write filter"
                     + " is always implicit)");
         }
         String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
-        BackupJob.Request r = new BackupJob.Request(a.str("job-id"), a.str("device"), a.str("target"), null,
-                a.str("sync"), true, a.integer("speed", 0), a.str("bitmap"), a.str("bitmap-mode"),
+        BackupJob.Request r = new BackupJob.Request(a.str("job-id"), a.str("device"), a.str("target"), format,
+                a.str("sync"), reuse, a.integer("speed", 0), a.str("bitmap"), a.str("bitmap-mode"),
                 a.bool("compress", false), OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true),
-                a.bool("auto-dismiss", true), true);
+                a.bool("auto-dismiss", true), targetIsNode);
         BackupJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
     }
