@@ -446,6 +446,32 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         dropNodes(List.of(n));
     }
 
+    /**
+     * QEMU's bdrv_is_root_node: no other node has {@code node} as its backing, protocol or filtered child (a device
+     * may hold it). A node a job holds as its main node (a commit's top) has the job's parent in QEMU, so is no root
+     * either.
+     */
+    boolean isRootNode(BlockNode node) {
+        synchronized (lock) {
+            if (node.isFilter() || blockers.get(node) != null) {
+                return false;
+            }
+            for (BlockNode other : nodes) {
+                if (other.backing() == node || (other != node && other.child() == node)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
+    /** Whether {@code -blockdev}/{@code blockdev-add} opened {@code node}: it stays open until blockdev-del. */
+    boolean isMonitorOwned(BlockNode node) {
+        synchronized (lock) {
+            return monitorOwned.contains(node);
+        }
+    }
+
     void dropNodes(List<BlockNode> dropped) {
         synchronized (lock) {
             for (BlockNode n : dropped) {

@@ -26,14 +26,19 @@ public final class MirrorJob extends Job {
     /** Largest copy request. */
     static final long MAX_REQUEST = 1 << 20;
 
-    /** The arguments of drive-mirror / drive_mirror. */
+    /**
+     * The arguments of drive-mirror / drive_mirror ({@code targetIsNode} false: {@code target} is a file to create
+     * or reuse) and blockdev-mirror ({@code targetIsNode} true: {@code target} names a node blockdev-add opened,
+     * whose backing chain stays as it is; {@code format}, {@code nodeName} and {@code reuse} do not apply).
+     * Sizes in bytes, {@code speed} in bytes/s (0 = unlimited).
+     */
     public record Request(String jobId, String device, String target, String format, String nodeName, String sync,
                           boolean reuse, long speed, long granularity, long bufSize, OnErrorPolicy onError,
-                          boolean autoFinalize, boolean autoDismiss) {
+                          boolean autoFinalize, boolean autoDismiss, boolean targetIsNode) {
         /** HMP {@code drive_mirror [-n] [-f] device target [format]}. */
         public static Request hmp(String device, String target, String format, boolean reuse, boolean full) {
             return new Request(null, device, target, format, null, full ? "full" : "top", reuse, 0, 0, 0,
-                    OnErrorPolicy.REPORT, true, true);
+                    OnErrorPolicy.REPORT, true, true, false);
         }
     }
 
@@ -46,6 +51,8 @@ public final class MirrorJob extends Job {
     private final boolean zeroTarget;
     /** The target existed (mode=existing, HMP -n) and brought its own backing chain. */
     private final boolean reuseTarget;
+    /** blockdev-mirror: the target is the user's node; it stays open (and keeps its chain) whatever the outcome. */
+    private final boolean targetIsNode;
     private final List<BlockNode> blocked = new ArrayList<>();
 
     private final BitSet dirty = new BitSet(); // guarded by itself
@@ -100,20 +107,32 @@ public final class MirrorJob extends Job {
         this.zeroTarget = zeroTarget;
         this.size = source.size();
         this.reuseTarget = r.reuse();
+        this.targetIsNode = r.targetIsNode();
     }
 
-    /** Validates as QEMU 7.2's qmp_drive_mirror, creates/opens the target, starts the job. */
+    /**
+     * Validates as QEMU 7.2's qmp_drive_mirror (or qmp_blockdev_mirror), creates/opens the target, starts the job.
+     * The source is a root node: a device's root or a node nothing else uses (blockdev-add).
+     *
+     * @throws BlockException QEMU's texts: {@code Need a root block node}, {@code Cannot find device=X nor
+     *                        node-name=X}, the busy error of a job holding source or target, {@code Cannot mirror to
+     *                        an attached block device}, {@code Can't mirror node into itself}, the granularity and
+     *                        {@code buf-size} range errors, {@code Invalid job ID 'X'}
+     */
     public static MirrorJob start(BlockGraph graph, Request r, Consumer<String> stdout) throws BlockException {
         BlockNode named = graph.lookupNode(r.device(), r.device());
         BlockDevice device = graph.deviceOf(named);
-        // qmp_get_root_bs: a node a job holds (a commit's main node) has a parent and is no root node either
-        if (named.isFilter() || device == null || device.root() != named || graph.blocker(named) != null) {
+        // qmp_get_root_bs: a node below a filter, another node or a job's own parent is no root node
+        if ((device != null && device.root() != named) || !graph.isRootNode(named)) {
             throw new BlockException("Need a root block node");
         }
         BlockNode source = named;
         JobTarget.Sync sync = JobTarget.Sync.fromQapi(r.sync());
         if (sync == JobTarget.Sync.TOP && source.backing() == null) {
             sync = JobTarget.Sync.FULL;
+        }
+        if (r.targetIsNode()) {
+            return startOnNode(graph, r, device, source, sync);
         }
         if (r.nodeName() != null && graph.findNode(r.nodeName()) != null) {
             throw new BlockException("Duplicate nodes with node-name='" + r.nodeName() + "'");
@@ -123,20 +142,7 @@ public final class MirrorJob extends Job {
         BlockNode targetNode = null;
         BlockNode ownChain = null;
         try {
-            if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
-                throw new BlockException("Sync mode '" + sync.qapiName() + "' not supported");
-            }
-            long g = r.granularity();
-            if (g != 0 && (g < 512 || g > (64L << 20))) {
-                throw new BlockException("Parameter 'granularity' expects a value in range [512B, 64MB]");
-            }
-            if (g != 0 && Long.bitCount(g) != 1) {
-                throw new BlockException("Parameter 'granularity' expects a power of 2");
-            }
-            if (r.bufSize() < 0) {
-                // block/mirror.c mirror_start_job: after the granularity, before the job (and its id) exists
-                throw new BlockException("Invalid parameter 'buf-size'");
-            }
+            checkArguments(r, sync);
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
             graph.checkNotBusy(source);
@@ -159,19 +165,7 @@ public final class MirrorJob extends Job {
                 targetNode.setAutoBackingFile(targetBacking.displayName());
             }
             MirrorJob job = new MirrorJob(graph, id, device, source, targetNode, sync, zeroTarget, r);
-            if (r.speed() < 0) {
-                // QEMU creates the job before it checks the speed: the job goes from created straight to null.
-                job.discardCreated();
-                throw new BlockException("Parameter 'speed' expects a non-negative value");
-            }
-            job.blocked.add(source);
-            if (sync == JobTarget.Sync.FULL) {
-                for (BlockNode n = source.backing(); n != null; n = n.backing()) {
-                    job.blocked.add(n);
-                }
-            }
-            job.blocked.add(targetNode);
-            graph.startJobBehindFilter(job, device, source, "mirror_top", job.listener);
+            job.launch(device, sync, r.speed());
             return job;
         } catch (BlockException | RuntimeException e) {
             JobTarget.discard(graph, targetNode, target);
@@ -180,6 +174,69 @@ public final class MirrorJob extends Job {
             }
             throw e;
         }
+    }
+
+    /**
+     * blockdev-mirror (blockdev.c qmp_blockdev_mirror, blockdev_mirror_common): the target is an open node that no
+     * device and no other node uses; its backing chain is left as it is (MIRROR_LEAVE_BACKING_CHAIN) and a full
+     * mirror writes zeroes where the source reads as unallocated (zero_target).
+     */
+    private static MirrorJob startOnNode(BlockGraph graph, Request r, BlockDevice device, BlockNode source,
+                                         JobTarget.Sync sync) throws BlockException {
+        BlockNode target = graph.lookupNode(r.target(), r.target());
+        graph.checkNotBusy(source);
+        graph.checkNotBusy(target);
+        if (graph.deviceOf(target) != null && graph.deviceOf(target).root() == target) {
+            throw new BlockException("Cannot mirror to an attached block device");
+        }
+        checkArguments(r, sync);
+        if (target.skipFilters() == source) {
+            throw new BlockException("Can't mirror node into itself");
+        }
+        if (target.fixedReadOnly()) {
+            // the job needs to write the target (QEMU: the permission check of mirror_start_job)
+            throw new BlockException("Block node is read-only");
+        }
+        String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
+        JobTarget.checkJobId(id);
+        MirrorJob job = new MirrorJob(graph, id, device, source, target, sync, sync == JobTarget.Sync.FULL, r);
+        job.launch(device, sync, r.speed());
+        return job;
+    }
+
+    /** The checks of blockdev_mirror_common and mirror_start_job, in QEMU's order after the nodes are known. */
+    private static void checkArguments(Request r, JobTarget.Sync sync) throws BlockException {
+        long g = r.granularity();
+        if (g != 0 && (g < 512 || g > (64L << 20))) {
+            throw new BlockException("Parameter 'granularity' expects a value in range [512B, 64MB]");
+        }
+        if (g != 0 && Long.bitCount(g) != 1) {
+            throw new BlockException("Parameter 'granularity' expects a power of 2");
+        }
+        if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
+            throw new BlockException("Sync mode '" + sync.qapiName() + "' not supported");
+        }
+        if (r.bufSize() < 0) {
+            // block/mirror.c mirror_start_job: after the granularity, before the job (and its id) exists
+            throw new BlockException("Invalid parameter 'buf-size'");
+        }
+    }
+
+    /** Blocks the nodes the job uses, puts the mirror_top filter above the source and starts the job. */
+    private void launch(BlockDevice device, JobTarget.Sync sync, long speed) throws BlockException {
+        if (speed < 0) {
+            // QEMU creates the job before it checks the speed: the job goes from created straight to null.
+            discardCreated();
+            throw new BlockException("Parameter 'speed' expects a non-negative value");
+        }
+        blocked.add(source);
+        if (sync == JobTarget.Sync.FULL) {
+            for (BlockNode n = source.backing(); n != null; n = n.backing()) {
+                blocked.add(n);
+            }
+        }
+        blocked.add(targetNode);
+        graph.startJobBehindFilter(this, device, source, "mirror_top", listener);
     }
 
     @Override
@@ -343,7 +400,9 @@ public final class MirrorJob extends Job {
             setLen(done);
             targetNode.image().flush();
             if (completeRequested()) {
-                graph.setRoot(device, targetNode);
+                if (device != null) {
+                    graph.setRoot(device, targetNode);
+                }
                 pivoted = true;
                 source.setReplacedBy(targetNode);
             }
@@ -352,26 +411,33 @@ public final class MirrorJob extends Job {
         }
     }
 
+    /**
+     * After a pivot the source's chain is closed down to the first node something else still holds (the target's
+     * backing, a node the monitor opened); a target no device took over (the source was a device-less node) is
+     * closed too unless the user opened it. Without a pivot only a target the job opened is closed.
+     */
     @Override
     protected void clean() {
         graph.removeFilter(device, filter);
+        source.removeWriteListener(listener);
+        List<BlockNode> dropped = new ArrayList<>();
         if (pivoted) {
             awaitNoWriters();
-            source.removeWriteListener(listener);
-            List<BlockNode> dropped = new ArrayList<>();
-            if (sync != JobTarget.Sync.NONE) {
-                // a reused target brought its own chain: none of the source's chain stays in use
-                BlockNode stop = sync == JobTarget.Sync.TOP && !reuseTarget ? source.backing() : null;
-                for (BlockNode n = source; n != null && n != stop; n = n.backing()) {
+            if (sync != JobTarget.Sync.NONE || targetIsNode) {
+                java.util.Set<BlockNode> kept = new java.util.HashSet<>(DriveOperations.chainOf(targetNode));
+                for (BlockNode n = source; n != null && !kept.contains(n) && !graph.isMonitorOwned(n);
+                     n = n.backing()) {
                     dropped.add(n);
                 }
             }
-            graph.dropNodes(dropped);
-        } else {
-            source.removeWriteListener(listener);
+            if (device == null && !targetIsNode) {
+                dropped.addAll(reuseTarget ? DriveOperations.chainOf(targetNode) : List.of(targetNode));
+            }
+        } else if (!targetIsNode) {
             // the target, and the chain it brought when it was reused (a created one shares the source's)
-            graph.dropNodes(reuseTarget ? DriveOperations.chainOf(targetNode) : List.of(targetNode));
+            dropped.addAll(reuseTarget ? DriveOperations.chainOf(targetNode) : List.of(targetNode));
         }
+        graph.dropNodes(dropped);
     }
 
     private void awaitNoWriters() {

@@ -68,6 +68,11 @@ final class QmpCommands {
                         + " ?granularity:uint32 ?buf-size:int ?on-source-error:" + ON_ERROR + " ?on-target-error:"
                         + ON_ERROR + " ?unmap:bool ?copy-mode:enum(background|write-blocking) ?auto-finalize:bool"
                         + " ?auto-dismiss:bool", EXCLUSIVE, QmpCommands::driveMirror),
+                QmpCommand.of("blockdev-mirror", "?job-id:str device:str target:str ?replaces:str sync:" + SYNC
+                        + " ?speed:int ?granularity:uint32 ?buf-size:int ?on-source-error:" + ON_ERROR
+                        + " ?on-target-error:" + ON_ERROR + " ?filter-node-name:str"
+                        + " ?copy-mode:enum(background|write-blocking) ?auto-finalize:bool ?auto-dismiss:bool",
+                        EXCLUSIVE, QmpCommands::blockdevMirror),
                 QmpCommand.of("drive-backup", "?job-id:str device:str sync:" + SYNC + " ?speed:int ?bitmap:str"
                         + " ?bitmap-mode:enum(on-success|never|always) ?compress:bool ?on-source-error:" + ON_ERROR
                         + " ?on-target-error:" + ON_ERROR + " ?auto-finalize:bool ?auto-dismiss:bool"
@@ -245,15 +250,31 @@ final class QmpCommands {
     }
 
     private static Object driveMirror(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        return mirror(c, a, a.str("format"), a.str("node-name"), "existing".equals(a.str("mode")), false);
+    }
+
+    private static Object blockdevMirror(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        if (a.has("filter-node-name")) {
+            throw QmpException.generic("livemon does not support 'filter-node-name' (the mirror_top filter is"
+                    + " always implicit)");
+        }
+        return mirror(c, a, null, null, true, true);
+    }
+
+    /**
+     * drive-mirror ({@code targetIsNode} false: a file to create or reuse) and blockdev-mirror (true: a node
+     * blockdev-add opened) share their arguments and their checks.
+     */
+    private static Object mirror(QmpContext c, QmpCommand.Args a, String format, String nodeName, boolean reuse,
+                                 boolean targetIsNode) throws QmpException, BlockException {
         if (a.has("replaces")) {
             throw QmpException.generic("livemon does not support 'replaces'");
         }
         String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
-        MirrorJob.Request r = new MirrorJob.Request(a.str("job-id"), a.str("device"), a.str("target"),
-                a.str("format"), a.str("node-name"), a.str("sync"), "existing".equals(a.str("mode")),
-                a.integer("speed", 0), a.integer("granularity", 0), a.integer("buf-size", 0),
-                OnErrorPolicy.fromQapi(onError),
-                a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+        MirrorJob.Request r = new MirrorJob.Request(a.str("job-id"), a.str("device"), a.str("target"), format,
+                nodeName, a.str("sync"), reuse, a.integer("speed", 0), a.integer("granularity", 0),
+                a.integer("buf-size", 0), OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true),
+                a.bool("auto-dismiss", true), targetIsNode);
         MirrorJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
     }

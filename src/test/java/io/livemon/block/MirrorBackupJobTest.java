@@ -57,7 +57,7 @@ class MirrorBackupJobTest {
 
     private MirrorJob mirror(String target, String sync, long speed) throws BlockException {
         return MirrorJob.start(graph, new MirrorJob.Request(null, "virtio0", target, "qcow2", null, sync, false,
-                speed, 0, 0, OnErrorPolicy.REPORT, true, true), stdout::add);
+                speed, 0, 0, OnErrorPolicy.REPORT, true, true, false), stdout::add);
     }
 
     private BackupJob backup(String target, String sync, long speed) throws BlockException {
