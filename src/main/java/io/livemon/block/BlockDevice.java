@@ -9,7 +9,6 @@ public final class BlockDevice {
     private final String interfaceType;
     /** The node guest I/O enters; replaced under the graph lock. Null when no medium is inserted. */
     private volatile BlockNode root;
-    private volatile boolean trayOpen;
     private final String cacheMode;
 
     BlockDevice(String id, String interfaceType, BlockNode root, String cacheMode) {
@@ -48,14 +47,6 @@ public final class BlockDevice {
     /** Without a guest device a drive counts as removable (QEMU's {@code -drive if=none}). */
     public boolean removable() {
         return true;
-    }
-
-    public boolean trayOpen() {
-        return trayOpen;
-    }
-
-    void setTrayOpen(boolean open) {
-        this.trayOpen = open;
     }
 
     /** {@code info block}'s words: writeback, writethrough, with ", direct" / ", ignore flushes". */

@@ -83,7 +83,17 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     public BlockDevice addDrive(DriveOptions o) throws BlockException {
         String file = o.file();
         if (file == null || file.isEmpty()) {
-            throw new BlockException("A block device must be specified for \"file\"");
+            if (o.format() != null || o.nodeName() != null || o.backingChosen()) {
+                // QEMU: options for a block node, but no file to open it on
+                throw new BlockException("A block device must be specified for \"file\"");
+            }
+            // an empty drive, as -drive if=none,id=X (or media=cdrom) without a file: medium inserted later
+            synchronized (lock) {
+                String id = checkDriveIdFree(o);
+                BlockDevice d = new BlockDevice(id, o.interfaceType(), null, o.cacheModeWords());
+                devices.put(id, d);
+                return d;
+            }
         }
         String format = o.format();
         if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
@@ -564,6 +574,11 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
     }
 
+    /** query-blockstats, per drive or per node: see {@link BlockStats#query}. */
+    public List<BlockStats> blockStats(boolean queryNodes) {
+        return BlockStats.query(this, queryNodes);
+    }
+
     public List<BlockNode> nodes() {
         synchronized (lock) {
             return new ArrayList<>(nodes);
@@ -591,13 +606,22 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         return null;
     }
 
-    /** QEMU's lookup by device id or node name; the error names both as QEMU does. */
+    /**
+     * QEMU's bdrv_lookup_bs: by device id, then by node name.
+     *
+     * @throws BlockException {@code Device 'X' has no medium} (an empty drive of that id); {@code Cannot find
+     *                        device=X nor node-name=Y}
+     */
     public BlockNode lookupNode(String device, String nodeName) throws BlockException {
         synchronized (lock) {
             if (device != null) {
                 BlockDevice d = devices.get(device);
                 if (d != null && d.root() != null) {
                     return d.root();
+                }
+                if (d != null) {
+                    // bdrv_lookup_bs: a drive of that name decides, even when empty
+                    throw new BlockException("Device '" + device + "' has no medium");
                 }
             }
             if (nodeName != null) {

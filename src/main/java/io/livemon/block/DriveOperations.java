@@ -79,7 +79,10 @@ public final class DriveOperations {
         }
     }
 
-    /** eject: closes the medium; the drive stays, empty, tray open. */
+    /**
+     * eject: closes the medium; the drive stays, empty. Its tray stays closed: only a guest device with a tray
+     * (ide-cd, scsi-cd) has one to open, and livemon attaches none of those.
+     */
     public static void eject(BlockGraph graph, String id, boolean force) throws BlockException {
         BlockDevice d = graph.device(id);
         if (d == null) {
@@ -92,7 +95,6 @@ public final class DriveOperations {
             graph.checkNotBusy(d.root());
             graph.removeMedium(d);
         }
-        d.setTrayOpen(true);
     }
 
     /** change: a new medium in a removable drive. */
@@ -113,7 +115,6 @@ public final class DriveOperations {
         }
         boolean readOnly = "read-only".equals(readOnlyMode);
         graph.insertMedium(d, file, format, readOnly);
-        d.setTrayOpen(false);
     }
 
     static List<BlockNode> chainOf(BlockNode top) {

@@ -74,6 +74,16 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
+    public long highestWriteEnd() {
+        return delegate().highestWriteEnd();
+    }
+
+    @Override
+    public long highestHostWriteEnd() {
+        return delegate().highestHostWriteEnd();
+    }
+
+    @Override
     public boolean supportsCompressedWrites() {
         return delegate().supportsCompressedWrites();
     }

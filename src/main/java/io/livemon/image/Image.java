@@ -62,6 +62,24 @@ public interface Image extends Closeable {
         }
     }
 
+    /**
+     * End (guest bytes) of the highest write, zero write or discard this layer took since it was opened, 0 before
+     * any: QEMU's {@code wr_highest_offset} of the format node (block/io.c bdrv_co_write_req_finish counts every
+     * write, a job's and qemu-io's too).
+     */
+    default long highestWriteEnd() {
+        return 0;
+    }
+
+    /**
+     * End (bytes of the image file) of the highest write into the file since it was opened, metadata included: the
+     * {@code wr_highest_offset} of the protocol node under the format node (what a management tool watches to grow
+     * a thin volume). For raw it equals {@link #highestWriteEnd()}.
+     */
+    default long highestHostWriteEnd() {
+        return highestWriteEnd();
+    }
+
     /** Writes guest bytes into this layer. */
     void write(long offset, byte[] buf, int bufOffset, int len) throws IOException;
 

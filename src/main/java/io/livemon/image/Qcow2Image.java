@@ -101,6 +101,10 @@ public final class Qcow2Image implements Image {
     private final ReentrantLock meta = new ReentrantLock(); // guards l1, rt, both caches, refcounts, allocation state (freeHint, hostEnd), header fields and dirty flag
 
     private volatile FileChannel ch;
+    /** End (guest bytes) of the highest write, zero write or discard since open: QEMU's wr_highest_offset. */
+    private final java.util.concurrent.atomic.AtomicLong guestWriteEnd = new java.util.concurrent.atomic.AtomicLong();
+    /** End (host-file bytes) of the highest write into the file since open: the file node's wr_highest_offset. */
+    private final java.util.concurrent.atomic.AtomicLong hostWriteEnd = new java.util.concurrent.atomic.AtomicLong();
     /** The file's own channel under any wrapper (blkdebug, tests): whether it is open tells the lock registry. */
     private volatile FileChannel rawCh;
     /** This image's claim in QEMU's locking protocol (see {@link ImageLocks}); released at close. */
@@ -503,7 +507,30 @@ public final class Qcow2Image implements Image {
     }
 
     private void writeAt(byte[] b, int off, int len, long pos) throws IOException {
-        writeFully(ch, ByteBuffer.wrap(b, off, len), pos);
+        writeHost(ByteBuffer.wrap(b, off, len), pos);
+    }
+
+    /** Every write into the image file goes through here (or {@link #writeHostInPieces}): it is counted. */
+    private void writeHost(ByteBuffer bb, long pos) throws IOException {
+        long end = pos + bb.remaining();
+        writeFully(ch, bb, pos);
+        hostWriteEnd.accumulateAndGet(end, Math::max);
+    }
+
+    private void writeHostInPieces(ByteBuffer bb, long pos) throws IOException {
+        long end = pos + bb.remaining();
+        writeInPieces(ch, bb, pos);
+        hostWriteEnd.accumulateAndGet(end, Math::max);
+    }
+
+    @Override
+    public long highestWriteEnd() {
+        return guestWriteEnd.get();
+    }
+
+    @Override
+    public long highestHostWriteEnd() {
+        return hostWriteEnd.get();
     }
 
     private static long[] readLongs(FileChannel c, long off, int n) throws IOException {
@@ -515,7 +542,7 @@ public final class Qcow2Image implements Image {
     }
 
     private void writeLong(long pos, long v) throws IOException {
-        writeFully(ch, ByteBuffer.allocate(8).putLong(0, v), pos);
+        writeHost(ByteBuffer.allocate(8).putLong(0, v), pos);
     }
 
     private void writeHeaderLong(int fieldOffset, long v) throws IOException {
@@ -776,11 +803,11 @@ public final class Qcow2Image implements Image {
             }
             ByteBuffer tb = ByteBuffer.allocate((int) (tClusters * cs));
             tb.asLongBuffer().put(newRt);
-            writeFully(ch, tb, start << clusterBits);
+            writeHost(tb, start << clusterBits);
             ch.force(false);
             ByteBuffer hb = ByteBuffer.allocate(12);
             hb.putLong(0, start << clusterBits).putInt(8, (int) tClusters);
-            writeFully(ch, hb, 48);
+            writeHost(hb, 48);
             ch.force(false);
             long oldOff = rtOffset;
             int oldClusters = rtClusters;
@@ -1312,6 +1339,7 @@ public final class Qcow2Image implements Image {
                 return;
             }
             recordInBitmaps(offset, len);
+            guestWriteEnd.accumulateAndGet(offset + len, Math::max);
             RangeLock.Range r = rangeLock.lock(alignDown(offset), alignUp(offset + len), true);
             try {
                 writeLocked(offset, buf, bufOffset, len);
@@ -1425,6 +1453,7 @@ public final class Qcow2Image implements Image {
                 return;
             }
             recordInBitmaps(offset, len);
+            guestWriteEnd.accumulateAndGet(offset + len, Math::max);
             RangeLock.Range r = rangeLock.lock(alignDown(offset), alignUp(offset + len), true);
             try {
                 zeroLocked(offset, len);
@@ -1594,6 +1623,7 @@ public final class Qcow2Image implements Image {
                 return;
             }
             recordInBitmaps(offset, len); // a compressed write changes guest data like any other
+            guestWriteEnd.accumulateAndGet(offset + len, Math::max);
             RangeLock.Range r = rangeLock.lock(offset, alignUp(offset + len), true);
             try {
                 writeCompressedLocked(offset, buf, bufOffset, len);
@@ -1748,6 +1778,7 @@ public final class Qcow2Image implements Image {
                 return;
             }
             recordInBitmaps(offset, len);
+            guestWriteEnd.accumulateAndGet(offset + len, Math::max);
             long end = offset + len;
             RangeLock.Range r = rangeLock.lock(alignDown(offset), alignUp(end), true);
             try {
@@ -1995,7 +2026,7 @@ public final class Qcow2Image implements Image {
                                 meta.unlock();
                             }
                             done.add(new long[] {s, (e - s) >>> clusterBits, host});
-                            writeInPieces(ch, slice(buf, 0, n), host);
+                            writeHostInPieces(slice(buf, 0, n), host);
                         }
                     }
                 } catch (IOException | RuntimeException ex) {
@@ -2195,11 +2226,11 @@ public final class Qcow2Image implements Image {
         long[] n = Arrays.copyOf(l1, newEntries);
         ByteBuffer b = ByteBuffer.allocate((int) bytes);
         b.asLongBuffer().put(n);
-        writeFully(ch, b, off);
+        writeHost(b, off);
         ch.force(false);
         ByteBuffer hb = ByteBuffer.allocate(12);
         hb.putInt(0, newEntries).putLong(4, off);
-        writeFully(ch, hb, 36);
+        writeHost(hb, 36);
         ch.force(false);
         long oldOff = l1Offset;
         long oldBytes = (long) l1.length * 8;

@@ -13,6 +13,8 @@ public final class RawImage implements Image {
     private final String filename;
     private final Path path;
     private final ReentrantReadWriteLock opLock = new ReentrantReadWriteLock(); // guards channel/readOnly: I/O takes read, reopen/resize/close take write
+    /** End (bytes) of the highest write or discard since open: QEMU's wr_highest_offset (file and format node alike). */
+    private final java.util.concurrent.atomic.AtomicLong writeEnd = new java.util.concurrent.atomic.AtomicLong();
     private volatile FileChannel ch;
     /** This image's claim in QEMU's locking protocol (see {@link ImageLocks}); released at close. */
     private final ImageLocks.Lease lease;
@@ -140,9 +142,15 @@ public final class RawImage implements Image {
             checkWritable();
             check(offset, len);
             Qcow2Image.writeFully(ch, ByteBuffer.wrap(buf, bufOffset, len), offset);
+            writeEnd.accumulateAndGet(offset + len, Math::max);
         } finally {
             opLock.readLock().unlock();
         }
+    }
+
+    @Override
+    public long highestWriteEnd() {
+        return writeEnd.get();
     }
 
     @Override
@@ -162,6 +170,7 @@ public final class RawImage implements Image {
         try {
             checkWritable();
             check(offset, len);
+            writeEnd.accumulateAndGet(offset + len, Math::max);
         } finally {
             opLock.readLock().unlock();
         }

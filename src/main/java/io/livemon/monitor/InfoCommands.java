@@ -30,9 +30,10 @@ final class InfoCommands {
     }
 
     static void blockstats(HmpSession s, ParsedArgs a) {
-        // Only guest devices are counted, and livemon has none: qemu-io I/O is not counted, as in QEMU.
-        for (BlockDevice d : s.graph().devices()) {
-            s.out().println(d.id() + ": rd_bytes=0 wr_bytes=0 rd_operations=0 wr_operations=0 flush_operations=0"
+        // Rendered from query-blockstats as QEMU's hmp_info_blockstats. Only guest devices are counted, and livemon
+        // has none: qemu-io I/O is not counted, as in QEMU.
+        for (io.livemon.block.BlockStats st : s.graph().blockStats(false)) {
+            s.out().println(st.device() + ": rd_bytes=0 wr_bytes=0 rd_operations=0 wr_operations=0 flush_operations=0"
                     + " wr_total_time_ns=0 rd_total_time_ns=0 flush_total_time_ns=0 rd_merged=0 wr_merged=0"
                     + " idle_time_ns=0");
         }
@@ -101,13 +102,13 @@ final class InfoCommands {
         BlockNode root = d.visibleRoot();
         if (root == null) {
             out.println(d.id() + ": [not inserted]");
-            out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
+            out.println("    Removable device: not locked, tray closed"); // no tray without a guest cd device
             return;
         }
         out.println(d.id() + " (" + root.name() + "): " + root.skipFilters().displayName() + " (" + root.driver()
                 + (root.readOnly() ? ", read-only" : "") + ")");
         if (d.removable()) {
-            out.println("    Removable device: not locked, tray " + (d.trayOpen() ? "open" : "closed"));
+            out.println("    Removable device: not locked, tray closed"); // no tray without a guest cd device
         }
         out.println("    Cache mode:       " + d.cacheMode());
         BlockNode backing = root.skipFilters().backing();

@@ -56,6 +56,13 @@ final class QmpCommands {
                 QmpCommand.of("query-block", "", QUERY, QmpCommands::queryBlock),
                 QmpCommand.of("query-named-block-nodes", "?flat:bool", QUERY, QmpCommands::queryNamedBlockNodes),
                 QmpCommand.of("query-block-jobs", "", QUERY, QmpCommands::queryBlockJobs),
+                QmpCommand.of("query-blockstats", "?query-nodes:bool", QUERY, (c, a) -> {
+                    List<Object> l = new ArrayList<>();
+                    for (io.livemon.block.BlockStats s : c.graph().blockStats(a.bool("query-nodes", false))) {
+                        l.add(QmpShapes.blockStats(s));
+                    }
+                    return l;
+                }),
                 QmpCommand.of("query-jobs", "", QUERY, QmpCommands::queryJobs),
                 QmpCommand.of("block-stream", "?job-id:str device:str ?base:str ?base-node:str ?backing-file:str"
                         + " ?bottom:str ?speed:int ?on-error:" + ON_ERROR + " ?filter-node-name:str"

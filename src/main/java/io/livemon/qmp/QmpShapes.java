@@ -89,6 +89,46 @@ final class QmpShapes {
         return m;
     }
 
+    /** BlockStats (query-blockstats), members in QAPI order; the guest request counters are zero (see BlockStats). */
+    static Map<String, Object> blockStats(io.livemon.block.BlockStats s) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (s.device() != null) {
+            m.put("device", s.device());
+        }
+        if (s.nodeName() != null) {
+            m.put("node-name", s.nodeName());
+        }
+        Map<String, Object> st = new LinkedHashMap<>();
+        for (String k : List.of("rd_bytes", "wr_bytes", "unmap_bytes", "rd_operations", "wr_operations",
+                "unmap_operations", "flush_operations", "rd_total_time_ns", "wr_total_time_ns",
+                "unmap_total_time_ns", "flush_total_time_ns")) {
+            st.put(k, 0L);
+        }
+        st.put("wr_highest_offset", s.wrHighestOffset());
+        for (String k : List.of("rd_merged", "wr_merged", "unmap_merged", "failed_rd_operations",
+                "failed_wr_operations", "failed_unmap_operations", "failed_flush_operations",
+                "invalid_rd_operations", "invalid_wr_operations", "invalid_unmap_operations",
+                "invalid_flush_operations")) {
+            st.put(k, 0L);
+        }
+        st.put("account_invalid", s.driveLevel());
+        st.put("account_failed", s.driveLevel());
+        st.put("timed_stats", List.of());
+        m.put("stats", st);
+        if ("file".equals(s.driver())) {
+            // livemon's file layer never discards (the counters QEMU's file-posix keeps stay zero)
+            m.put("driver-specific", Json.obj("driver", "file", "discard-nb-ok", 0L, "discard-nb-failed", 0L,
+                    "discard-bytes-ok", 0L));
+        }
+        if (s.parent() != null) {
+            m.put("parent", blockStats(s.parent()));
+        }
+        if (s.backing() != null) {
+            m.put("backing", blockStats(s.backing()));
+        }
+        return m;
+    }
+
     /** BlockDeviceInfo (query-block's inserted, query-named-block-nodes). */
     static Map<String, Object> blockDeviceInfo(BlockNode n, String cacheMode, boolean flat) {
         Map<String, Object> m = new LinkedHashMap<>();
