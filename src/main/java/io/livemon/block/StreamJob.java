@@ -193,8 +193,7 @@ public final class StreamJob extends Job {
                     // QEMU's steps while throttled (each may sleep, so they must be QEMU's): one extent at a time,
                     // at most 512 KiB, allocated in the top (skipped) or not, and then copied when allocated above
                     // the base; past the end of the backing chain, the rest is one step
-                    n = Math.min(n, top.statusBoundary(offset) - offset);
-                    BlockStatus inTop = top.blockStatus(offset, n);
+                    BlockStatus inTop = top.qemuBlockStatus(offset, n);
                     n = Math.max(1, Math.min(inTop.length(), n));
                     if (!inTop.allocated()) {
                         Allocation above = Images.isAllocatedAbove(top.backing(), offset, n, baseImage, true);

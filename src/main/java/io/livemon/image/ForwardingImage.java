@@ -114,8 +114,8 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
-    public long statusBoundary(long offset) {
-        return delegate().statusBoundary(offset);
+    public BlockStatus qemuBlockStatus(long offset, long maxLen) throws IOException {
+        return delegate().qemuBlockStatus(offset, maxLen);
     }
 
     @Override

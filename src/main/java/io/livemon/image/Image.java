@@ -126,13 +126,14 @@ public interface Image extends Closeable {
     BlockStatus blockStatus(long offset, long maxLen) throws IOException;
 
     /**
-     * Where QEMU's block status answer for {@code offset} ends at the latest, in bytes: a qcow2 layer answers for
-     * at most the rest of the L2 table that maps the offset (qcow2-cluster.c qcow2_get_host_offset); other formats
-     * have no such limit ({@code Long.MAX_VALUE}). Jobs whose steps QEMU cuts by these answers (a throttled stream,
-     * an intermediate commit) cut theirs here too, so that they sleep where QEMU's do.
+     * The block status answer QEMU's driver gives for {@code offset} (bytes; at most {@code maxLen}): as
+     * {@link #blockStatus}, but a run ends where QEMU's ends too. For qcow2 that is also the end of the L2 table, a
+     * data cluster that does not follow the previous one in the file, or a compressed cluster (qcow2-cluster.c
+     * qcow2_get_host_offset); a raw image answers as {@link #blockStatus}. Jobs whose steps QEMU cuts by these
+     * answers (a throttled stream, an intermediate commit) cut theirs here too, so that they sleep where QEMU's do.
      */
-    default long statusBoundary(long offset) {
-        return Long.MAX_VALUE;
+    default BlockStatus qemuBlockStatus(long offset, long maxLen) throws IOException {
+        return blockStatus(offset, maxLen);
     }
 
     /**

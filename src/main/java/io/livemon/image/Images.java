@@ -218,10 +218,9 @@ public final class Images {
     }
 
     /**
-     * As {@link #isAllocatedAbove(Image, long, long, Image)}; with {@code qemuSteps}, the answer also ends where the
-     * answer of each layer it looked at ends in QEMU ({@link Image#statusBoundary}), as QEMU's
-     * bdrv_is_allocated_above does: the steps of a throttled stream and of an intermediate commit, and so where
-     * they sleep, are QEMU's.
+     * As {@link #isAllocatedAbove(Image, long, long, Image)}; with {@code qemuSteps}, each layer looked at answers
+     * as QEMU's driver does ({@link Image#qemuBlockStatus}), as in QEMU's bdrv_is_allocated_above: the steps of a
+     * throttled stream and of an intermediate commit, and so where they sleep, are QEMU's.
      */
     public static Allocation isAllocatedAbove(Image top, long offset, long maxLen, Image base, boolean qemuSteps)
             throws IOException {
@@ -230,14 +229,11 @@ public final class Images {
             return new Allocation(false, 0);
         }
         for (Image img = top; img != null && img != base; img = img.backing()) {
-            if (qemuSteps) {
-                len = Math.min(len, img.statusBoundary(offset) - offset);
-            }
             if (img != top && offset >= img.size()) {
                 // past the end of a shorter intermediate layer: reads as zeroes synthesised by that layer
                 return new Allocation(true, len);
             }
-            BlockStatus s = img.blockStatus(offset, len);
+            BlockStatus s = qemuSteps ? img.qemuBlockStatus(offset, len) : img.blockStatus(offset, len);
             if (s.allocated()) {
                 return new Allocation(true, s.length());
             }

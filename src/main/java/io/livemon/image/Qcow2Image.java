@@ -1879,9 +1879,51 @@ public final class Qcow2Image implements Image {
         }
     }
 
+    /**
+     * QEMU's answer (qcow2-cluster.c qcow2_get_host_offset, count_contiguous_subclusters): a run of clusters of one
+     * kind that also ends at the end of the L2 table, where a data or preallocated zero cluster is not the next
+     * cluster in the file, and after a compressed cluster, which QEMU answers for on its own.
+     */
     @Override
-    public long statusBoundary(long offset) {
-        return ((offset >>> (l2Bits + clusterBits)) + 1) << (l2Bits + clusterBits);
+    public BlockStatus qemuBlockStatus(long offset, long maxLen) throws IOException {
+        opLock.readLock().lock();
+        try {
+            checkOpen();
+            long end = Math.min(offset + Math.min(maxLen, size - offset),
+                    ((offset >>> (l2Bits + clusterBits)) + 1) << (l2Bits + clusterBits));
+            if (offset < 0 || offset >= end) {
+                return new BlockStatus(BlockStatus.Kind.UNALLOCATED, 0);
+            }
+            meta.lock();
+            try {
+                long gc = offset >>> clusterBits;
+                long l1i = gc >>> l2Bits;
+                if (l1i >= l1.length || (l1[(int) l1i] & OFFSET_MASK) == 0) {
+                    return new BlockStatus(BlockStatus.Kind.UNALLOCATED, end - offset);
+                }
+                long first = l2Entry(gc);
+                Kind kind = kindOf(first);
+                boolean checkOffset = kind == Kind.DATA || (kind == Kind.ZERO && (first & OFFSET_MASK) != 0);
+                long expected = (first & OFFSET_MASK) + cs;
+                long pos = (gc + 1) << clusterBits;
+                if (kind != Kind.COMPRESSED) {
+                    for (long c = gc + 1; pos < end; c++, pos += cs) {
+                        long e = l2Entry(c);
+                        if (kindOf(e) != kind || (checkOffset && (e & OFFSET_MASK) != expected)) {
+                            break;
+                        }
+                        expected += cs;
+                    }
+                }
+                BlockStatus.Kind k = kind == Kind.UNALLOC ? BlockStatus.Kind.UNALLOCATED
+                        : kind == Kind.ZERO ? BlockStatus.Kind.ZERO : BlockStatus.Kind.DATA;
+                return new BlockStatus(k, Math.min(pos, end) - offset);
+            } finally {
+                meta.unlock();
+            }
+        } finally {
+            opLock.readLock().unlock();
+        }
     }
 
     @Override

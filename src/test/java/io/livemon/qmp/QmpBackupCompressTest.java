@@ -108,5 +108,8 @@ class QmpBackupCompressTest {
         fx = null;
         QemuTools.assertClean(dir, "old.qcow2");
         QemuTools.qemuIo(dir, "old.qcow2", "read -P 7 0 128k").orThrow(); // compression never overwrites
+        // QEMU's block-copy had the next 63 one-cluster tasks in flight when cluster 0 failed: they land (fuzz 8071)
+        QemuTools.qemuIo(dir, "old.qcow2", "read -P 0xaa 128k 896k", "read -P 0xbb 1M 1M", "read -P 0xcc 2M 1M",
+                "read -P 0xdd 3M 1M").orThrow();
     }
 }
