@@ -112,11 +112,11 @@ def _extent(r, size, align=True):
 
 
 def _speed_bytes(sp):
-    """An HMP speed argument as bytes/s (-1 for a negative one)."""
+    """An HMP speed argument as bytes/s (-1 for a negative one); a plain number is MiB/s, as HMP's 'o' type reads it."""
     m = re.fullmatch(r"(-?\d+)([kKMG]?)", sp)
     if not m:
         return -1
-    return int(m.group(1)) * {"": 1, "k": 1024, "K": 1024, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+    return int(m.group(1)) * {"": 1 << 20, "k": 1024, "K": 1024, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
 
 
 def _hmp_size(r, n):
@@ -504,13 +504,9 @@ class _ScriptGen:
             if self.job == "mirror":
                 sp = r.choice(["0", "100M", "-1", "1G"])
             elif self.job == "stream":
-                sp = r.choice(["1k", "4096", "-1", "3k", "0"])
-                if dev == DEVICE and 0 < _speed_bytes(sp) < self.job_speed:
-                    # lowering a throttled stream's limit: not generated (deliberate-differences.txt,
-                    # lower-speed-of-throttled-job); the same limit again instead
-                    sp = str(self.job_speed)
-                elif dev == DEVICE and _speed_bytes(sp) > 0:
-                    self.job_speed = _speed_bytes(sp)
+                # raising the limit (or 0) ends the job's rate-limit sleep, lowering it or the same again does not
+                # (blockjob.c block_job_set_speed_locked); "4096" is 4096 MiB/s
+                sp = r.choice(["1k", "4096", "-1", "3k", "0", "2k"])
             else:
                 sp = r.choice(["0", "4k", "-5"])
             self.emit("block_job_set_speed %s %s" % (dev, sp))

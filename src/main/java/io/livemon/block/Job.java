@@ -73,6 +73,8 @@ public abstract class Job {
      * a throttled job copies one more step per drain, as QEMU 7.2's job does when a drain pauses and resumes it.
      */
     private int drainKicks;
+    /** Counts block-job-set-speed calls that raised or removed the limit: each ends the sleep under way. */
+    private long speedKicks;
     /** Set by finalize(): a pending job with auto-finalize off may proceed. */
     private boolean finalizeRequested;
     private boolean dismissRequested;
@@ -202,8 +204,14 @@ public abstract class Job {
         lock.lock();
         try {
             checkVerb(JobVerb.SET_SPEED);
+            long old = rateLimit.speed();
             rateLimit.setSpeed(speed);
-            changed.signalAll();
+            // blockjob.c block_job_set_speed_locked: only a higher limit, or none, ends a rate-limit sleep early; a
+            // lower or equal one applies from the next step on
+            if (speed == 0 || speed > old) {
+                speedKicks++;
+                changed.signalAll();
+            }
         } finally {
             lock.unlock();
         }
@@ -646,10 +654,10 @@ public abstract class Job {
             lock.lock();
             try {
                 busy = false;
-                long speedBefore = rateLimit.speed();
+                long kicksBefore = speedKicks;
                 long deadline = System.nanoTime() + ns;
                 long left = ns;
-                while (left > 0 && !cancelled && pauseCount == 0 && rateLimit.speed() == speedBefore
+                while (left > 0 && !cancelled && pauseCount == 0 && speedKicks == kicksBefore
                         && !completeRequested && drainKicks == 0) {
                     try {
                         changed.awaitNanos(left);

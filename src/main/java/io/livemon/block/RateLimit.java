@@ -1,47 +1,53 @@
 package io.livemon.block;
 
 /**
- * QEMU's slice-based rate limit: time is cut into 100 ms slices with a quota of speed/10 bytes each; work beyond
- * the quota is paid for by sleeping until the slice that covers it. One unit of work is always allowed at once, and
- * the long-run average is the speed. Not thread-safe: the owning job guards it with its own lock.
+ * QEMU's slice-based rate limit (include/qemu/ratelimit.h): a slice of 100 ms carries a quota of speed/10 bytes;
+ * work beyond the quota extends the slice, by as many slices as the work covers, and the delay returned is the time
+ * to its end. A slice whose end has passed starts a new one with nothing charged, so the time since the slice began
+ * counts as credit: after a raised limit the debt of the old one may already be paid. Not thread-safe: the owning
+ * job guards it with its own lock.
  */
 final class RateLimit {
     static final long SLICE_NS = 100_000_000L;
 
     /** Bytes per second, 0 = unlimited. */
     private long speed;
-    /** Start of the current slice (System.nanoTime()). */
+    /** Bytes a slice may carry (at least 1), 0 = unlimited. */
+    private long quota;
+    /** Start and (possibly extended) end of the current slice, in System.nanoTime() terms. */
     private long sliceStart;
-    /** Bytes charged to the current slice. */
+    private long sliceEnd;
+    /** Bytes charged since the slice began. */
     private long dispatched;
 
+    /** A new limit applies to the current slice as it is (ratelimit_set_speed). */
     void setSpeed(long bytesPerSecond) {
         this.speed = bytesPerSecond;
+        this.quota = bytesPerSecond <= 0 ? 0 : Math.max(1, (long) ((double) bytesPerSecond * SLICE_NS / 1e9));
     }
 
     long speed() {
         return speed;
     }
 
-    /** Charges {@code bytes} and returns how long to sleep (ns) before the next unit of work. */
+    /**
+     * Charges {@code bytes} and returns how long to sleep (ns, 0 when the slice has room or its end has passed)
+     * before the next unit of work (ratelimit_calculate_delay).
+     */
     long charge(long bytes, long nowNs) {
-        if (speed <= 0) {
+        if (quota == 0) {
             return 0;
         }
-        long quota = Math.max(1, speed / 10);
-        if (nowNs - sliceStart >= SLICE_NS && dispatched <= quota) {
+        if (sliceEnd - nowNs < 0) {
             sliceStart = nowNs;
+            sliceEnd = nowNs + SLICE_NS;
             dispatched = 0;
         }
         dispatched += bytes;
         if (dispatched < quota) {
             return 0;
         }
-        long wakeAt = sliceStart + (long) ((double) dispatched / quota * SLICE_NS);
-        long delay = wakeAt - nowNs;
-        // The next slice starts when the debt is paid.
-        sliceStart = wakeAt;
-        dispatched = 0;
-        return Math.max(0, delay);
+        sliceEnd = sliceStart + (long) ((double) dispatched / quota * SLICE_NS);
+        return Math.max(0, sliceEnd - nowNs);
     }
 }
