@@ -1196,8 +1196,36 @@ def raw_backing_qemu_overwrote(case, a, b):
     return None
 
 
+QEMU_ABORT = re.compile(r"^\[exit status -6\]\n\[stderr\]\n(?:.*\n)*?PROG: (.*Assertion .* failed\.)$", re.M)
+
+
+def qemu_crash(a):
+    """QEMU's assertion message when the reference run aborted (SIGABRT from a failed assertion), else None."""
+    m = QEMU_ABORT.search(a.transcript)
+    return m.group(1) if m else None
+
+
 def compare(res, case, before, a, b, la, lb, deliberate):
     used = set()
+    crash = qemu_crash(a) if "qemu-crashes" in deliberate.rules else None
+    if crash:
+        # QEMU died of a failed assertion: nothing of its run compares from the command it died in on. Compared: the
+        # transcripts up to that command, and that livemon kept every file the script never named.
+        res.notes.append("deliberate: qemu-crashes (%s)" % crash)
+        qa = a.transcript.split("[exit status")[0].splitlines()
+        qb = b.transcript.splitlines()[:len(qa)]
+        if qa != qb:
+            res.reasons.append("transcript before QEMU's crash: " + first_difference("\n".join(qa), "\n".join(qb)))
+        initial_chain = {e["file"] for e in walk_chain_from_setup(case)}
+        for p, v in sorted(before.items()):
+            if p in case.targets or p in initial_chain or v[0] == "dir":
+                continue
+            if b.files.get(p, ("missing",)) != v:
+                res.reasons.append("DATA: %s changed %s, a file the script never named" % (lb, p))
+        for p, ib in sorted(b.images.items()):
+            if ib["check"] not in ("ok",) and not ib["check"].startswith("leaks"):
+                res.reasons.append("image %s: qemu-img check after %s: %s" % (p, lb, ib["check"]))
+        return
     target = raw_backing_qemu_overwrote(case, a, b) if "qemu-overwrites-raw-backing" in deliberate.rules else None
     if target:
         # QEMU's run destroyed its own chain from here on (a backing loop): nothing after it compares. What is
