@@ -184,18 +184,24 @@ public final class BlockGraph implements JobContext, AutoCloseable {
      * Returns the format node.
      */
     public BlockNode addBlockdev(BlockdevOptions o) throws BlockException {
-        BlockdevOptions proto = o.file();
-        if (proto == null) {
-            // a protocol node on its own (driver file or blkdebug at the top): livemon keeps protocol nodes only
-            // under a format node
-            throw new BlockException("livemon does not support a '" + o.driver() + "' node on its own: give it "
-                    + "inline as the 'file' of a qcow2 or raw node");
+        switch (o.driver()) {
+            case "file", "blkdebug", "null-co" -> {
+                return addProtocolBlockdev(o);
+            }
+            default -> {
+            }
         }
-        boolean blkdebug = proto.driver().equals("blkdebug");
-        String filename = blkdebug ? proto.image().filename() : proto.filename();
         synchronized (lock) {
             checkNodeNameFree(o.nodeName());
-            if (proto.nodeName() != null && (proto.nodeName().equals(o.nodeName())
+            BlockdevOptions proto = o.file();
+            BlockNode existing = null;
+            if (proto == null) {
+                existing = findNodeLocked(o.fileRef());
+                if (existing == null) {
+                    throw BlockException.cannotFind(o.fileRef(), o.fileRef());
+                }
+                checkAdoptable(existing);
+            } else if (proto.nodeName() != null && (proto.nodeName().equals(o.nodeName())
                     || findNodeLocked(proto.nodeName()) != null)) {
                 throw new BlockException("Duplicate nodes with node-name='" + proto.nodeName() + "'");
             }
@@ -211,18 +217,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                             + BlockException.cannotFind(o.backing(), o.backing()).getMessage());
                 }
             }
-            Image image;
-            try {
-                if (blkdebug) {
-                    BlkdebugRules rules = proto.config() == null ? BlkdebugRules.none()
-                            : BlkdebugRules.read(cwd, proto.config());
-                    image = Images.openBlkdebug(cwd, filename, o.driver(), o.readOnly(), rules);
-                } else {
-                    image = Images.open(cwd, filename, o.driver(), o.readOnly());
-                }
-            } catch (IOException e) {
-                throw new BlockException(e.getMessage(), e);
-            }
+            Image image = existing != null ? adopt(existing, o) : openInline(proto, o);
             Image chain = null;
             String b = image.backingFileString();
             if (!o.backingGiven() && b != null && !b.isEmpty()) {
@@ -230,18 +225,28 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                     chain = Images.openChain(cwd, Images.pathCombine(image.filename(), b),
                             image.backingFormatString(), true);
                 } catch (IOException e) {
-                    DriveOperations.closeQuietly(image);
+                    if (existing != null) {
+                        DriveOperations.closeQuietly(image);
+                        release(protocolChild(existing, image));
+                    } else {
+                        DriveOperations.closeQuietly(image);
+                    }
                     throw new BlockException("Could not open backing file: " + e.getMessage(), e);
                 }
             }
             image.setBacking(backingNode != null ? backingNode.image() : chain);
-            String protoName = proto.nodeName() != null ? proto.nodeName() : generateNodeName();
-            BlockNode file = new BlockNode(protoName, proto.nodeName() == null, BlockNode.Role.PROTOCOL,
-                    proto.driver(), image, null, false);
+            BlockNode file;
+            if (existing != null) {
+                file = protocolChild(existing, image);
+            } else {
+                String protoName = proto.nodeName() != null ? proto.nodeName() : generateNodeName();
+                file = new BlockNode(protoName, proto.nodeName() == null, BlockNode.Role.PROTOCOL, proto.driver(),
+                        image, null, false);
+                // QEMU lists a -blockdev's nodes before those of earlier ones (node-E first in transcript 14's graph)
+                nodes.add(0, file);
+            }
             BlockNode fmt = new BlockNode(o.nodeName(), false, BlockNode.Role.FORMAT, image.format(), image, file,
                     false);
-            // QEMU lists a -blockdev's nodes before those of earlier ones (node-E first in transcript 14's graph)
-            nodes.add(0, file);
             nodes.add(0, fmt);
             if (chain != null) {
                 backingNode = addChainNodes(chain, depth -> null);
@@ -255,8 +260,166 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             }
             monitorOwned.add(fmt);
             fmt.setFixedReadOnly(o.readOnly());
-            LOG.info("blockdev {} opened on {}", o.nodeName(), filename);
+            LOG.info("blockdev {} opened on {}", o.nodeName(), image.filename());
             return fmt;
+        }
+    }
+
+    /** Opens a format node's image over its inline protocol child ({@code file} or {@code blkdebug}). */
+    private Image openInline(BlockdevOptions proto, BlockdevOptions o) throws BlockException {
+        try {
+            if (proto.driver().equals("blkdebug")) {
+                return Images.openBlkdebug(cwd, proto.image().filename(), o.driver(), o.readOnly(),
+                        blkdebugRules(proto));
+            }
+            if (!proto.driver().equals("file")) {
+                throw new BlockException("livemon supports a '" + o.driver() + "' node only over a 'file' or "
+                        + "'blkdebug' node");
+            }
+            return Images.open(cwd, proto.filename(), o.driver(), o.readOnly());
+        } catch (IOException e) {
+            throw new BlockException(e.getMessage(), e);
+        }
+    }
+
+    /** A blkdebug node's rules: its config file's, then its inline ones (block/blkdebug.c blkdebug_open). */
+    private BlkdebugRules blkdebugRules(BlockdevOptions dbg) throws BlockException {
+        try {
+            BlkdebugRules rules = dbg.config() == null ? BlkdebugRules.none() : BlkdebugRules.read(cwd, dbg.config());
+            return rules.with(BlkdebugRules.fromGroups(dbg.injectErrors(), dbg.setStates()));
+        } catch (IOException e) {
+            throw new BlockException(e.getMessage(), e);
+        }
+    }
+
+    // ---------------------------------------------------------------- protocol nodes on their own
+
+    /**
+     * blkdebug nodes added on their own, by name, with their rules: they apply once a format node is opened over
+     * the blkdebug node. Guarded by {@link #lock}.
+     */
+    private final Map<String, BlkdebugRules> standaloneRules = new java.util.HashMap<>();
+
+    /**
+     * A protocol node on its own ({@code driver: file}, {@code blkdebug} over a file node, {@code null-co}),
+     * listed first as QEMU lists a new node, owned by the monitor. A file node holds its file open (and locked) as a
+     * raw view until a format node is opened over it by name ({@code "file": "NODE"}); that format node then serves
+     * the file, and the protocol nodes stay in the graph under it, as in QEMU.
+     *
+     * @throws BlockException QEMU's texts: duplicate node name, {@code Could not open 'F': ...}, the lookup error of
+     *                        a blkdebug {@code image} reference
+     */
+    private BlockNode addProtocolBlockdev(BlockdevOptions o) throws BlockException {
+        synchronized (lock) {
+            checkNodeNameFree(o.nodeName());
+            BlockNode n;
+            switch (o.driver()) {
+                case "null-co" -> n = new BlockNode(o.nodeName(), false, BlockNode.Role.PROTOCOL, "null-co",
+                        new io.livemon.image.NullImage(o.nullSize(), o.readZeroes(), o.readOnly()), null, false);
+                case "file" -> n = new BlockNode(o.nodeName(), false, BlockNode.Role.PROTOCOL, "file",
+                        openFileNode(o.filename(), o.readOnly()), null, false);
+                default -> { // blkdebug
+                    BlockNode file;
+                    if (o.imageRef() != null) {
+                        file = findNodeLocked(o.imageRef());
+                        if (file == null) {
+                            throw BlockException.cannotFind(o.imageRef(), o.imageRef());
+                        }
+                        checkAdoptable(file);
+                        if (!file.driver().equals("file")) {
+                            throw new BlockException("livemon supports only a 'file' image under blkdebug");
+                        }
+                    } else {
+                        BlockdevOptions img = o.image();
+                        file = new BlockNode(img.nodeName() != null ? img.nodeName() : generateNodeName(),
+                                img.nodeName() == null, BlockNode.Role.PROTOCOL, "file",
+                                openFileNode(img.filename(), o.readOnly() || img.readOnly()), null, false);
+                        nodes.add(0, file);
+                    }
+                    standaloneRules.put(o.nodeName(), blkdebugRules(o));
+                    n = new BlockNode(o.nodeName(), false, BlockNode.Role.PROTOCOL, "blkdebug", file.image(), file,
+                            false);
+                }
+            }
+            nodes.add(0, n);
+            monitorOwned.add(n);
+            n.setFixedReadOnly(o.readOnly());
+            LOG.info("blockdev {} ({}) opened", o.nodeName(), o.driver());
+            return n;
+        }
+    }
+
+    private Image openFileNode(String filename, boolean readOnly) throws BlockException {
+        try {
+            return Images.open(cwd, filename, "raw", readOnly);
+        } catch (IOException e) {
+            throw new BlockException(e.getMessage(), e);
+        }
+    }
+
+    /** A protocol node a format node may be opened over: a file or blkdebug node nothing else uses yet. */
+    private void checkAdoptable(BlockNode n) throws BlockException {
+        if (n.role() != BlockNode.Role.PROTOCOL || n.driver().equals("null-co")) {
+            throw new BlockException("livemon opens a node by reference only over a 'file' or 'blkdebug' node, "
+                    + "not over '" + n.name() + "' (" + n.driver() + ")");
+        }
+        for (BlockNode other : nodes) {
+            if (other.child() == n) {
+                throw new BlockException("livemon does not open a second node over '" + n.name() + "'");
+            }
+        }
+    }
+
+    /**
+     * Opens a format node's image over protocol node {@code proto} (a file node, or a blkdebug node over one): the
+     * file node's raw view is closed and the image opened on the same file, with the blkdebug node's rules.
+     * Caller holds the lock and creates the protocol nodes anew with {@link #protocolChild}.
+     */
+    private Image adopt(BlockNode proto, BlockdevOptions o) throws BlockException {
+        boolean dbg = proto.driver().equals("blkdebug");
+        BlockNode file = dbg ? proto.child() : proto;
+        String filename = file.image().filename();
+        boolean readOnly = o.readOnly() || file.fixedReadOnly();
+        DriveOperations.closeQuietly(file.image());
+        try {
+            return dbg ? Images.openBlkdebug(cwd, filename, o.driver(), readOnly, standaloneRules.get(proto.name()))
+                    : Images.open(cwd, filename, o.driver(), readOnly);
+        } catch (IOException e) {
+            protocolChild(proto, openFileNode(filename, file.fixedReadOnly()));
+            throw new BlockException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Puts new instances of protocol node {@code proto} (and of the file node under a blkdebug node) in place of the
+     * old ones, serving {@code image}, and returns the new {@code proto}. Caller holds the lock.
+     */
+    private BlockNode protocolChild(BlockNode proto, Image image) {
+        BlockNode below = proto.child() == null ? null : replaceProtocol(proto.child(), image, null);
+        return replaceProtocol(proto, image, below);
+    }
+
+    private BlockNode replaceProtocol(BlockNode old, Image image, BlockNode child) {
+        BlockNode n = new BlockNode(old.name(), old.autoNamed(), BlockNode.Role.PROTOCOL, old.driver(), image, child,
+                false);
+        n.setFixedReadOnly(old.fixedReadOnly());
+        int i = nodes.indexOf(old);
+        if (i >= 0) {
+            nodes.set(i, n);
+        }
+        if (monitorOwned.remove(old)) {
+            monitorOwned.add(n);
+        }
+        return n;
+    }
+
+    /** The format node over {@code proto} is gone: the file node holds its file again as a raw view. */
+    private void release(BlockNode proto) {
+        BlockNode file = proto.driver().equals("blkdebug") ? proto.child() : proto;
+        try {
+            protocolChild(proto, openFileNode(file.image().filename(), file.fixedReadOnly()));
+        } catch (BlockException e) {
+            LOG.warn("reopening {} failed", file.image().filename(), e);
         }
     }
 
@@ -452,6 +615,22 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 }
             }
             monitorOwned.remove(n);
+            BlockNode proto = n.child();
+            if (n.role() == BlockNode.Role.FORMAT && proto != null && monitorOwned.contains(proto)) {
+                // opened over a protocol node by name: that node stays, holding its file again
+                nodes.remove(n);
+                DriveOperations.closeQuietly(n.image());
+                release(proto);
+                return;
+            }
+            if (n.role() == BlockNode.Role.PROTOCOL) {
+                standaloneRules.remove(n.name());
+                nodes.remove(n);
+                if (n.child() == null) {
+                    DriveOperations.closeQuietly(n.image()); // a blkdebug node leaves its file node open
+                }
+                return;
+            }
         }
         dropNodes(List.of(n));
     }

@@ -51,8 +51,9 @@ public record BlockStats(String device, String nodeName, String driver, long wrH
     private static BlockStats of(BlockNode n, boolean withBacking) {
         switch (n.role()) {
             case PROTOCOL:
-                return new BlockStats(null, n.name(), n.driver(), n.image().highestHostWriteEnd(), false, null,
-                        null);
+                // a blkdebug node passes its requests on to the file node under it
+                return new BlockStats(null, n.name(), n.driver(), n.image().highestHostWriteEnd(), false,
+                        n.child() == null ? null : of(n.child(), false), null);
             case FILTER:
                 // a job's filter node: livemon sends no request through it of its own (nothing counted)
                 return new BlockStats(null, n.name(), n.driver(), 0, false, null, null);

@@ -28,12 +28,13 @@ public final class BlockdevOptions {
                     "x-check-cache-dropped"),
             "blkdebug", Set.of("image", "config", "align", "max-transfer", "opt-write-zero", "max-write-zero",
                     "opt-discard", "max-discard", "inject-error", "set-state", "take-child-perms",
-                    "unshare-child-perms"));
+                    "unshare-child-perms"),
+            "null-co", Set.of("size", "latency-ns", "read-zeroes"));
     /** QEMU drivers livemon does not implement (refused with a livemon message rather than QEMU's enum error). */
     private static final Set<String> OTHER_QEMU_DRIVERS = Set.of("blkreplay", "blkverify", "bochs", "cloop",
             "compress", "copy-before-write", "copy-on-read", "dmg", "snapshot-access", "ftp", "ftps", "gluster",
             "host_cdrom", "host_device", "http", "https", "io_uring", "iscsi", "luks", "nbd", "nfs", "null-aio",
-            "null-co", "nvme", "parallels", "preallocate", "qcow", "qed", "quorum", "rbd", "replication", "ssh",
+            "nvme", "parallels", "preallocate", "qcow", "qed", "quorum", "rbd", "replication", "ssh",
             "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat", "blklogwrites", "virtio-blk-vhost-vdpa");
 
     private final String driver;
@@ -49,6 +50,15 @@ public final class BlockdevOptions {
     /** blkdebug: the config file (may be null) and the inline image child. */
     private final String config;
     private final BlockdevOptions image;
+    /** Format nodes: the protocol child named by reference instead of inline; blkdebug: its image child's name. */
+    private String fileRef;
+    private String imageRef;
+    /** blkdebug: inline rules ({@code inject-error}, {@code set-state}), as the config file's groups read. */
+    private List<Map<String, String>> injectErrors = List.of();
+    private List<Map<String, String>> setStates = List.of();
+    /** null-co: size in bytes and read-zeroes. */
+    private long nullSize = io.livemon.image.NullImage.DEFAULT_SIZE;
+    private boolean readZeroes;
     /** {@code discard}: whether guest discards reach the image (QEMU's default for -blockdev: ignore). */
     private boolean discardUnmap;
     /** {@code detect-zeroes}: off, on or unmap. */
@@ -187,7 +197,8 @@ public final class BlockdevOptions {
                                                String nodeName, boolean readOnly) throws BlockException {
         switch (driver) {
             case "qcow2", "raw" -> {
-                BlockdevOptions file = child(m, "file", prefix, dotted);
+                String fileRef = reference(m, "file");
+                BlockdevOptions file = fileRef != null ? null : child(m, "file", prefix, dotted);
                 boolean backingGiven = m.containsKey("backing");
                 String backing = null;
                 if (backingGiven && m.get("backing") != null) {
@@ -198,8 +209,19 @@ public final class BlockdevOptions {
                     }
                     backing = s;
                 }
-                return new BlockdevOptions(driver, nodeName, readOnly, file, backingGiven, backing, null, null,
+                BlockdevOptions o = new BlockdevOptions(driver, nodeName, readOnly, file, backingGiven, backing, null,
+                        null, null);
+                o.fileRef = fileRef;
+                return o;
+            }
+            case "null-co" -> {
+                BlockdevOptions o = new BlockdevOptions(driver, nodeName, readOnly, null, false, null, null, null,
                         null);
+                if (m.containsKey("size")) {
+                    o.nullSize = number(m, "size", prefix, dotted);
+                }
+                o.readZeroes = bool(m, "read-zeroes", prefix, dotted);
+                return o;
             }
             case "file" -> {
                 if (!m.containsKey("filename")) {
@@ -209,18 +231,76 @@ public final class BlockdevOptions {
                         str(m, "filename", prefix), null, null);
             }
             default -> { // blkdebug
-                BlockdevOptions image = child(m, "image", prefix, dotted);
-                if (!image.driver.equals("file")) {
+                String imageRef = reference(m, "image");
+                BlockdevOptions image = imageRef != null ? null : child(m, "image", prefix, dotted);
+                if (image != null && !image.driver.equals("file")) {
                     throw new BlockException("livemon supports only a 'file' image under blkdebug");
                 }
-                if (m.containsKey("inject-error") || m.containsKey("set-state")) {
-                    throw new BlockException("livemon reads blkdebug rules from 'config' only (not inline"
-                            + " 'inject-error'/'set-state')");
-                }
                 String config = m.containsKey("config") ? str(m, "config", prefix) : null;
-                return new BlockdevOptions(driver, nodeName, readOnly, null, false, null, null, config, image);
+                BlockdevOptions o = new BlockdevOptions(driver, nodeName, readOnly, null, false, null, null, config,
+                        image);
+                o.imageRef = imageRef;
+                o.injectErrors = ruleGroups(m, "inject-error", prefix);
+                o.setStates = ruleGroups(m, "set-state", prefix);
+                return o;
             }
         }
+    }
+
+    /** A child given as a node name (QAPI BlockdevRef's string branch), or null when it is inline or absent. */
+    private static String reference(Map<String, Object> m, String key) {
+        return m.get(key) instanceof String s ? s : null;
+    }
+
+    /**
+     * blkdebug's inline rule lists (BlkdebugInjectErrorOptions, BlkdebugSetStateOptions) as the key/value groups a
+     * config file gives, so that one reader turns both into rules.
+     */
+    private static List<Map<String, String>> ruleGroups(Map<String, Object> m, String key, String prefix)
+            throws BlockException {
+        Object v = m.get(key);
+        if (v == null) {
+            return List.of();
+        }
+        java.util.Collection<?> items;
+        if (v instanceof List<?> l) {
+            items = l;
+        } else if (v instanceof Map<?, ?> dotted) {
+            items = new java.util.TreeMap<>(dotted).values(); // dotted syntax: inject-error.0.event=...
+        } else {
+            throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: array");
+        }
+        List<Map<String, String>> groups = new java.util.ArrayList<>();
+        for (Object item : items) {
+            if (!(item instanceof Map<?, ?> r)) {
+                throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: object");
+            }
+            Map<String, String> g = new LinkedHashMap<>();
+            for (Map.Entry<?, ?> e : r.entrySet()) {
+                g.put(String.valueOf(e.getKey()), String.valueOf(e.getValue()));
+            }
+            groups.add(g);
+        }
+        return groups;
+    }
+
+    private static long number(Map<String, Object> m, String key, String prefix, boolean dotted)
+            throws BlockException {
+        Object v = m.get(key);
+        if (v instanceof Long l) {
+            return l;
+        }
+        if (v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue())) {
+            return n.longValue();
+        }
+        if (v instanceof String s && dotted) {
+            try {
+                return Long.parseLong(s);
+            } catch (NumberFormatException e) {
+                // falls through to QEMU's type error
+            }
+        }
+        throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: integer");
     }
 
     @SuppressWarnings("unchecked")
@@ -309,6 +389,36 @@ public final class BlockdevOptions {
     /** {@code detect-zeroes}: "off", "on" or "unmap". */
     public String detectZeroes() {
         return detectZeroes;
+    }
+
+    /** A format node's protocol child named by reference (null when inline). */
+    public String fileRef() {
+        return fileRef;
+    }
+
+    /** blkdebug: the image child named by reference (null when inline). */
+    public String imageRef() {
+        return imageRef;
+    }
+
+    /** blkdebug's inline {@code inject-error} rules, as key/value groups (empty when none). */
+    public List<Map<String, String>> injectErrors() {
+        return injectErrors;
+    }
+
+    /** blkdebug's inline {@code set-state} rules, as key/value groups (empty when none). */
+    public List<Map<String, String>> setStates() {
+        return setStates;
+    }
+
+    /** null-co: size in bytes (1 GiB by default). */
+    public long nullSize() {
+        return nullSize;
+    }
+
+    /** null-co: {@code read-zeroes}. */
+    public boolean readZeroes() {
+        return readZeroes;
     }
 
     public String config() {

@@ -157,6 +157,15 @@ public final class BlkdebugRules {
             }
             group.put(key, value);
         }
+        return fromGroups(injects, sets);
+    }
+
+    /**
+     * Rules from {@code [inject-error]} and {@code [set-state]} groups (a config file's, or blockdev-add's inline
+     * {@code inject-error} and {@code set-state} lists as key/value pairs), with blkdebug's add_rule errors.
+     */
+    public static BlkdebugRules fromGroups(List<Map<String, String>> injects, List<Map<String, String>> sets)
+            throws ImageException {
         List<Rule> rules = new ArrayList<>();
         for (Map<String, String> g : injects) {
             checkKeys(g, INJECT_KEYS);
@@ -239,6 +248,15 @@ public final class BlkdebugRules {
             case "off", "no", "false", "n" -> false;
             default -> throw new ImageException("Parameter '" + key + "' expects 'on' or 'off'");
         };
+    }
+
+    /** These rules followed by {@code more}'s (QEMU reads the config file, then the inline rules). */
+    public BlkdebugRules with(BlkdebugRules more) {
+        List<Rule> r = new ArrayList<>(rules());
+        r.addAll(more.rules());
+        List<SetState> st = new ArrayList<>(setStates);
+        st.addAll(more.setStates);
+        return new BlkdebugRules(r, st);
     }
 
     public synchronized List<Rule> rules() {
