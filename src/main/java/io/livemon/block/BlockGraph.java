@@ -581,7 +581,6 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
     }
 
-    /** Removes format nodes (and their protocol nodes) from the graph and closes their images. */
     /**
      * QMP blockdev-del: closes a node that blockdev-add (or -blockdev) opened and nothing uses any more, with its
      * protocol node (blockdev.c qmp_blockdev_del).
@@ -661,8 +660,15 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
     }
 
-    void dropNodes(List<BlockNode> dropped) {
+    /**
+     * Removes nodes a job or a command no longer uses from the graph and closes their images, with their protocol
+     * nodes. A node the monitor opened ({@code -blockdev}, {@code blockdev-add}) stays, unused, until blockdev-del:
+     * the monitor's reference keeps it, as in QEMU.
+     */
+    void dropNodes(List<BlockNode> all) {
+        List<BlockNode> dropped;
         synchronized (lock) {
+            dropped = all.stream().filter(n -> !monitorOwned.contains(n)).toList();
             for (BlockNode n : dropped) {
                 nodes.remove(n);
                 nodes.remove(n.child());

@@ -313,7 +313,6 @@ public final class CommitJob extends Job {
         }
         byte[] buf = new byte[(int) CHUNK];
         long offset = 0;
-        IOException firstError = null;
         long owed = 0; // bytes the last step copied: QEMU's commit_run pays for them at the head of the next step
         while (offset < len) {
             stepHead(owed);
@@ -329,16 +328,12 @@ public final class CommitJob extends Job {
                     reading = false;
                     baseImage.write(offset, buf, 0, (int) n);
                 } catch (IOException e) {
-                    ErrorAction action = ioError(e, reading);
-                    if (action == ErrorAction.STOP) {
-                        continue;
+                    // block/commit.c commit_run: report ends the job; ignore and stop both retry the same step (a
+                    // stopped job once resumed), so an ignored error leaves no error behind
+                    if (ioError(e, reading) == ErrorAction.REPORT) {
+                        throw new IOException(IoErrors.strerror(e), e);
                     }
-                    if (firstError == null) {
-                        firstError = e;
-                    }
-                    if (action == ErrorAction.REPORT) {
-                        break;
-                    }
+                    continue;
                 }
             }
             offset += n;
@@ -346,9 +341,6 @@ public final class CommitJob extends Job {
             if (a.allocated()) {
                 owed = n;
             }
-        }
-        if (firstError != null) {
-            throw new IOException(IoErrors.strerror(firstError), firstError);
         }
     }
 
@@ -518,7 +510,9 @@ public final class CommitJob extends Job {
             setLen(done);
             base.image().flush();
             if (completeRequested()) {
-                graph.setRoot(device, base);
+                if (device != null) {
+                    graph.setRoot(device, base); // a device-less top (blockdev-add) has no parent to move
+                }
                 pivoted = true;
                 top.setReplacedBy(base);
             }

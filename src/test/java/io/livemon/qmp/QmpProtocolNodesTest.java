@@ -45,6 +45,10 @@ class QmpProtocolNodesTest {
     }
 
     private void addGraph(QmpTestClient c, String topDebug) throws Exception {
+        addGraph(c, topDebug, null);
+    }
+
+    private void addGraph(QmpTestClient c, String topDebug, String midDebug) throws Exception {
         for (String a : List.of("\"node-name\": \"base-file\", \"driver\": \"file\", \"filename\": \"base.img\"",
                 "\"node-name\": \"mid-file\", \"driver\": \"file\", \"filename\": \"mid.img\"",
                 "\"node-name\": \"top-file\", \"driver\": \"file\", \"filename\": \"top.img\"")) {
@@ -54,8 +58,13 @@ class QmpProtocolNodesTest {
             assertThat(c.exchange(add("\"node-name\": \"top-dbg\", \"driver\": \"blkdebug\", \"image\": \"top-file\", "
                     + "\"inject-error\": [" + topDebug + "]"))).containsExactly("{\"return\": {}}");
         }
+        if (midDebug != null) {
+            assertThat(c.exchange(add("\"node-name\": \"mid-dbg\", \"driver\": \"blkdebug\", \"image\": \"mid-file\", "
+                    + "\"inject-error\": [" + midDebug + "]"))).containsExactly("{\"return\": {}}");
+        }
         for (String a : List.of("\"node-name\": \"base-fmt\", \"driver\": \"raw\", \"file\": \"base-file\"",
-                "\"node-name\": \"mid-fmt\", \"driver\": \"qcow2\", \"file\": \"mid-file\", \"backing\": \"base-fmt\"",
+                "\"node-name\": \"mid-fmt\", \"driver\": \"qcow2\", \"file\": \"" + (midDebug != null ? "mid-dbg"
+                        : "mid-file") + "\", \"backing\": \"base-fmt\"",
                 "\"node-name\": \"top-fmt\", \"driver\": \"qcow2\", \"file\": \"" + (topDebug != null ? "top-dbg"
                         : "top-file") + "\", \"backing\": \"mid-fmt\"")) {
             assertThat(c.exchange(add(a))).containsExactly("{\"return\": {}}");
@@ -101,6 +110,48 @@ class QmpProtocolNodesTest {
                     + "\"len\": 524288, \"offset\": 0, \"speed\": 0, \"type\": \"commit\", \"error\": "
                     + "\"Input/output error\"}"));
         }
+    }
+
+    /** block/commit.c: an ignored error is retried, and the job ends without one (040 TestErrorHandling). */
+    @Test
+    void ignoredCommitErrorsAreRetriedAndLeaveNoError() throws Exception {
+        String rule = "{\"event\": \"read_aio\", \"sector\": 1024, \"once\": true}";
+        try (QmpTestClient c = fx.negotiated()) {
+            addGraph(c, null, rule);
+            assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"job-id\": \"job0\", \"device\": "
+                    + "\"top-fmt\", \"top-node\": \"mid-fmt\", \"base-node\": \"base-fmt\", \"on-error\": "
+                    + "\"ignore\"}}")).contains("{\"return\": {}}");
+            List<String> end = c.until("\"null\"");
+            assertThat(end).anyMatch(l -> l.contains("\"BLOCK_JOB_ERROR\", \"data\": {\"device\": \"job0\", "
+                    + "\"operation\": \"read\", \"action\": \"ignore\"}"));
+            assertThat(end).anyMatch(l -> l.contains("\"BLOCK_JOB_COMPLETED\", \"data\": {\"device\": \"job0\", "
+                    + "\"len\": 2097152, \"offset\": 2097152, \"speed\": 0, \"type\": \"commit\"}}"));
+        }
+        fx.close();
+        fx = null;
+        assertThat(QemuTools.qemuIoFmt(dir, "raw", "base.img", "read -P 0x11 0 512k").exitCode()).isZero();
+    }
+
+    /**
+     * An active commit of a node no device holds completes (nothing to switch over) as in QEMU, its read error
+     * ignored and retried.
+     */
+    @Test
+    void activeCommitOfADevicelessNodeCompletes() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            addGraph(c, "{\"event\": \"read_aio\", \"sector\": 1024, \"once\": true}");
+            assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"job-id\": \"job0\", \"device\": "
+                    + "\"top-fmt\", \"on-error\": \"ignore\"}}")).contains("{\"return\": {}}");
+            c.until("BLOCK_JOB_READY");
+            assertThat(c.exchange("{\"execute\": \"block-job-complete\", \"arguments\": {\"device\": \"job0\"}}"))
+                    .contains("{\"return\": {}}");
+            assertThat(c.until("\"null\"")).anyMatch(l -> l.contains("\"BLOCK_JOB_COMPLETED\", \"data\": {\"device\": "
+                    + "\"job0\", \"len\": 524288, \"offset\": 524288, \"speed\": 0, \"type\": \"commit\"}}"));
+        }
+        fx.close();
+        fx = null;
+        // without base-node the base is the chain's bottom: top's data (and mid's, hidden below it) is in base.img
+        QemuTools.qemuIoFmt(dir, "raw", "base.img", "read -P 0x22 0 512k").orThrow();
     }
 
     @Test
