@@ -206,6 +206,18 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 throw new BlockException("Duplicate nodes with node-name='" + proto.nodeName() + "'");
             }
             BlockNode backingNode = null;
+            if (o.backingInline() != null) {
+                // opened first, as QEMU opens a child; it belongs to its parent, not to the monitor
+                BlockdevOptions bo = o.backingInline();
+                if (bo.nodeName() == null) {
+                    throw new BlockException("livemon needs a 'node-name' for an inline backing node");
+                }
+                if (bo.nodeName().equals(o.nodeName())) {
+                    throw new BlockException("Duplicate nodes with node-name='" + o.nodeName() + "'");
+                }
+                backingNode = addBlockdev(bo);
+                monitorOwned.remove(backingNode);
+            }
             if (o.backing() != null) {
                 if (o.backing().equals(o.nodeName())) {
                     throw new BlockException("Making '" + o.nodeName() + "' a backing child of '" + o.nodeName()
@@ -217,7 +229,15 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                             + BlockException.cannotFind(o.backing(), o.backing()).getMessage());
                 }
             }
-            Image image = existing != null ? adopt(existing, o) : openInline(proto, o);
+            Image image;
+            try {
+                image = existing != null ? adopt(existing, o) : openInline(proto, o);
+            } catch (BlockException | RuntimeException e) {
+                if (o.backingInline() != null) {
+                    dropNodes(DriveOperations.chainOf(backingNode));
+                }
+                throw e;
+            }
             Image chain = null;
             String b = image.backingFileString();
             if (!o.backingGiven() && b != null && !b.isEmpty()) {
@@ -248,6 +268,14 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             BlockNode fmt = new BlockNode(o.nodeName(), false, BlockNode.Role.FORMAT, image.format(), image, file,
                     false);
             nodes.add(0, fmt);
+            if (o.backingInline() != null) {
+                // QEMU opens an inline backing child after its parent's protocol child: it is listed first
+                BlockNode bf = backingNode.child();
+                nodes.remove(backingNode);
+                nodes.remove(bf);
+                nodes.add(0, bf);
+                nodes.add(0, backingNode);
+            }
             if (chain != null) {
                 backingNode = addChainNodes(chain, depth -> null);
             }
@@ -631,7 +659,31 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 return;
             }
         }
-        dropNodes(List.of(n));
+        // with the backing nodes opened for it (its image's chain, an inline backing) that nothing else uses
+        List<BlockNode> dropped = new ArrayList<>(List.of(n));
+        synchronized (lock) {
+            for (BlockNode b = n.backing(); b != null && !monitorOwned.contains(b) && parents(b) == 1;
+                 b = b.backing()) {
+                dropped.add(b);
+            }
+        }
+        dropNodes(dropped);
+    }
+
+    /** How many nodes and devices use {@code n} (as backing, protocol or filtered child, or root). Caller holds lock. */
+    private int parents(BlockNode n) {
+        int p = 0;
+        for (BlockNode other : nodes) {
+            if (other.backing() == n || (other != n && other.child() == n)) {
+                p++;
+            }
+        }
+        for (BlockDevice d : devices.values()) {
+            if (d.root() == n) {
+                p++;
+            }
+        }
+        return p;
     }
 
     /**

@@ -50,6 +50,8 @@ public final class BlockdevOptions {
     /** blkdebug: the config file (may be null) and the inline image child. */
     private final String config;
     private final BlockdevOptions image;
+    /** qcow2: a backing node given inline (opened with its parent, closed with it). */
+    private BlockdevOptions backingInline;
     /** Format nodes: the protocol child named by reference instead of inline; blkdebug: its image child's name. */
     private String fileRef;
     private String imageRef;
@@ -201,17 +203,22 @@ public final class BlockdevOptions {
                 BlockdevOptions file = fileRef != null ? null : child(m, "file", prefix, dotted);
                 boolean backingGiven = m.containsKey("backing");
                 String backing = null;
+                BlockdevOptions backingInline = null;
                 if (backingGiven && m.get("backing") != null) {
                     Object b = m.get("backing");
-                    if (!(b instanceof String s)) {
+                    if (b instanceof String s) {
+                        backing = s;
+                    } else if (b instanceof Map && driver.equals("qcow2")) {
+                        backingInline = child(m, "backing", prefix, dotted);
+                    } else {
                         throw new BlockException("Invalid parameter type for '" + prefix
                                 + "backing', expected: BlockdevRefOrNull");
                     }
-                    backing = s;
                 }
                 BlockdevOptions o = new BlockdevOptions(driver, nodeName, readOnly, file, backingGiven, backing, null,
                         null, null);
                 o.fileRef = fileRef;
+                o.backingInline = backingInline;
                 return o;
             }
             case "null-co" -> {
@@ -389,6 +396,11 @@ public final class BlockdevOptions {
     /** {@code detect-zeroes}: "off", "on" or "unmap". */
     public String detectZeroes() {
         return detectZeroes;
+    }
+
+    /** qcow2: the backing node's options when given inline (null when named, null or absent). */
+    public BlockdevOptions backingInline() {
+        return backingInline;
     }
 
     /** A format node's protocol child named by reference (null when inline). */
