@@ -127,4 +127,34 @@ class QmpBlockdevAddTest {
         fx = null;
         assertThat(QemuTools.compare(dir, "file-E.img", "x.qcow2").exitCode()).isZero();
     }
+    /**
+     * iotest 040 TestCommitWithOverriddenBacking: a backing given inline overrides the header's (QEMU 7.2.22, same
+     * requests: the json: name, the node order, the refused base name, a commit into the override, and blockdev-del
+     * closing the inline backing with its parent).
+     */
+    @Test
+    void anInlineBackingOverridesTheHeadersAndGoesWithItsParent() throws Exception {
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "base_a.img", "1M");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "base_b.img", "1M");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-b", "base_a.img", "-F", "qcow2", "top.img");
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"top\", "
+                    + "\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", \"filename\": \"top.img\"}, "
+                    + "\"backing\": {\"node-name\": \"base\", \"driver\": \"qcow2\", \"file\": {\"driver\": "
+                    + "\"file\", \"filename\": \"base_b.img\"}}}}")).containsExactly("{\"return\": {}}");
+            String nodes = String.join("", c.exchange("{\"execute\": \"query-named-block-nodes\", \"arguments\": "
+                    + "{\"flat\": true}}"));
+            assertThat(nodes.indexOf("\"node-name\": \"base\"")).isLessThan(nodes.indexOf("\"node-name\": \"top\""));
+            assertThat(nodes).contains("\"file\": \"json:{\\\"backing\\\": {\\\"driver\\\": \\\"qcow2\\\"");
+            assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"job-id\": \"commit\", "
+                    + "\"device\": \"top\", \"base\": \"base_a.img\"}}"))
+                    .containsExactly(generic("Can't find 'base_a.img' in the backing chain"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"base\"}}"))
+                    .containsExactly(generic("Node base is not owned by the monitor"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-del\", \"arguments\": {\"node-name\": \"top\"}}"))
+                    .containsExactly("{\"return\": {}}");
+            assertThat(String.join("", c.exchange("{\"execute\": \"query-named-block-nodes\"}")))
+                    .doesNotContain("base_b.img");
+        }
+    }
 }
