@@ -391,6 +391,13 @@ public abstract class Job {
             }
         }
         if (wasCancelled || failure != null) {
+            // job.c job_update_rc: the error is the job's before it is announced as aborting (query-jobs shows it)
+            lock.lock();
+            try {
+                error = wasCancelled ? "Operation canceled" : failure;
+            } finally {
+                lock.unlock();
+            }
             transition(JobStatus.ABORTING);
             try {
                 abort();

@@ -122,7 +122,7 @@ final class QmpCommands {
                 QmpCommand.of("job-dismiss", "id:str", EXCLUSIVE,
                         (c, a) -> done(() -> c.graph().genericJob(a.str("id")).dismiss())),
                 QmpCommand.of("blockdev-add", QmpCommand.ANY_MEMBERS, EXCLUSIVE, (c, a) -> done(
-                        () -> c.graph().addBlockdev(io.livemon.block.BlockdevOptions.fromMap(a.all())))),
+                        () -> c.graph().addBlockdev(io.livemon.block.BlockdevOptions.fromMap(withNulls(a.all()))))),
                 QmpCommand.of("blockdev-del", "node-name:str", EXCLUSIVE,
                         (c, a) -> done(() -> c.graph().deleteBlockdev(a.str("node-name")))),
                 QmpCommand.of("block_resize", "?device:str ?node-name:str size:int", EXCLUSIVE,
@@ -135,6 +135,37 @@ final class QmpCommands {
                 QmpCommand.of("human-monitor-command", "command-line:str ?cpu-index:int", EXCLUSIVE,
                         QmpCommands::humanMonitorCommand),
                 QmpCommand.of("quit", "", EXCLUSIVE, QmpCommands::quit));
+    }
+
+    /**
+     * {@code m} with JSON null ({@link Json#NULL}) as Java null, in nested objects and lists too: the block layer's
+     * option readers take null for JSON null (BlockdevOptions' {@code "backing": null}).
+     */
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> withNulls(Map<String, Object> m) {
+        Map<String, Object> r = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, Object> e : m.entrySet()) {
+            r.put(e.getKey(), withNull(e.getValue()));
+        }
+        return r;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Object withNull(Object v) {
+        if (v == Json.NULL) {
+            return null;
+        }
+        if (v instanceof Map<?, ?> m) {
+            return withNulls((Map<String, Object>) m);
+        }
+        if (v instanceof List<?> l) {
+            List<Object> r = new ArrayList<>();
+            for (Object o : l) {
+                r.add(withNull(o));
+            }
+            return r;
+        }
+        return v;
     }
 
     @FunctionalInterface

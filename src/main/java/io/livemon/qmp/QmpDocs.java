@@ -19,8 +19,10 @@ public final class QmpDocs {
 
     /** What the commands whose handler checks the arguments ({@code **} schema) take. */
     private static final java.util.Map<String, String> ANY_MEMBER_ARGUMENTS = java.util.Map.of(
-            "blockdev-add", "QEMU's BlockdevOptions: `driver` qcow2 \\| raw, `node-name`, `file` (file or blkdebug), "
-                    + "`backing`, `read-only`, `discard`, `detect-zeroes`",
+            "blockdev-add", "QEMU's BlockdevOptions: `driver` qcow2 \\| raw (`file` inline or a node's name, "
+                    + "`backing` a node's name, null or inline), file \\| blkdebug (`image`, `config`, `inject-error`, "
+                    + "`set-state`) \\| null-co (`size`, `read-zeroes`) on their own; `node-name`, `read-only`, "
+                    + "`discard`, `detect-zeroes`",
             "transaction", "`actions`: list of {`type`: drive-backup \\| blockdev-backup \\| blockdev-snapshot-sync "
                     + "\\| abort, `data`: that command's arguments}, [`properties`]");
 

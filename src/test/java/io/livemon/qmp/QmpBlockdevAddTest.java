@@ -157,4 +157,21 @@ class QmpBlockdevAddTest {
                     .doesNotContain("base_b.img");
         }
     }
+    /** {@code "backing": null} opens the node without the backing file its header names (was refused as a type). */
+    @Test
+    void aNullBackingOpensTheNodeAlone() throws Exception {
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-b", "file-A.img", "-F", "qcow2", "over.qcow2");
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"node-name\": \"t\", "
+                    + "\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", \"filename\": \"over.qcow2\"}, "
+                    + "\"backing\": null}}")).containsExactly("{\"return\": {}}");
+            @SuppressWarnings("unchecked")
+            java.util.List<java.util.Map<String, Object>> nodes = (java.util.List<java.util.Map<String, Object>>)
+                    ((java.util.Map<String, Object>) Json.parse(c.exchange(
+                            "{\"execute\": \"query-named-block-nodes\"}").get(0))).get("return");
+            java.util.Map<String, Object> t = nodes.stream().filter(n -> "t".equals(n.get("node-name"))).findFirst()
+                    .orElseThrow();
+            assertThat(t).doesNotContainKey("backing_file").containsEntry("backing_file_depth", 0L);
+        }
+    }
 }
