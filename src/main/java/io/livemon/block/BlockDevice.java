@@ -44,9 +44,30 @@ public final class BlockDevice {
         return n;
     }
 
-    /** Without a guest device a drive counts as removable (QEMU's {@code -drive if=none}). */
+    /**
+     * The guest device the drive is attached to ({@code -device}, {@code device_add}): its qdev id, or its QOM path
+     * when it was given none; null while no device holds the drive. Written under the graph lock.
+     */
+    private volatile String attachedTo;
+    /** Whether the attached device has removable media (QEMU's scsi-cd, ide-cd; not scsi-hd or virtio-blk). */
+    private volatile boolean removableMedia;
+
+    /**
+     * Without a guest device a drive counts as removable (QEMU's {@code -drive if=none}); with one, as the device
+     * says (every device model livemon attaches is a disk with fixed media).
+     */
     public boolean removable() {
-        return true;
+        return attachedTo == null || removableMedia;
+    }
+
+    /** The qdev id (or QOM path) of the guest device holding the drive, null when none does. */
+    public String attachedTo() {
+        return attachedTo;
+    }
+
+    void attach(String qdev, boolean removable) {
+        this.attachedTo = qdev;
+        this.removableMedia = removable;
     }
 
     /** {@code info block}'s words: writeback, writethrough, with ", direct" / ", ignore flushes". */

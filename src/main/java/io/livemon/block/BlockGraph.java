@@ -763,6 +763,111 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
     }
 
+    // ---------------------------------------------------------------- guest devices (attachments only)
+
+    /** Guest devices by qdev id (or QOM path when given no id), in the order they were added; guarded by lock. */
+    private final Map<String, String> guestDevices = new LinkedHashMap<>();
+    /** Drives opened by -drive or drive_add: QEMU deletes them with the device that held them (auto_del). */
+    private int anonymousDevices;
+
+    /**
+     * {@code -device} / {@code device_add} of a storage device: livemon emulates no guest, so the device is an
+     * attachment that gives drive {@code drive} (may be null: a controller) its qdev id. {@code id} null gets QEMU's
+     * QOM path {@code /machine/peripheral-anon/device[N]}.
+     *
+     * @throws BlockException {@code 'M' is not a valid device model name}; {@code Duplicate device ID 'X'};
+     *                        {@code Property 'M.drive' can't find value 'D'};
+     *                        {@code Drive 'D' is already in use} (another device holds it)
+     */
+    public String attachDevice(String model, String id, String drive) throws BlockException {
+        if (!DeviceModels.known(model)) {
+            throw new BlockException("'" + model + "' is not a valid device model name");
+        }
+        synchronized (lock) {
+            if (id != null && guestDevices.containsKey(id)) {
+                throw new BlockException("Duplicate device ID '" + id + "'");
+            }
+            BlockDevice d = null;
+            if (drive != null) {
+                d = devices.get(drive);
+                if (d == null) {
+                    throw new BlockException("Property '" + model + ".drive' can't find value '" + drive + "'");
+                }
+                if (d.attachedTo() != null) {
+                    throw new BlockException("Drive '" + drive + "' is already in use by another device");
+                }
+            }
+            String key = id != null ? id : "/machine/peripheral-anon/device[" + anonymousDevices++ + "]";
+            guestDevices.put(key, drive);
+            // what QEMU names as the drive's device (blk_get_attached_dev_id): the device's id, else its QOM path;
+            // virtio-blk's drive belongs to the virtio device inside the PCI proxy, which has no id of its own
+            String qdev = !model.startsWith("virtio-blk") ? key
+                    : (id != null ? "/machine/peripheral/" + id : key) + "/virtio-backend";
+            if (d != null) {
+                d.attach(qdev, false);
+            }
+            return key;
+        }
+    }
+
+    /**
+     * {@code device_del}: the device goes; a drive it held goes with it, as QEMU deletes a {@code -drive} with its
+     * device (blockdev_mark_auto_del): the drive's jobs are cancelled first (not forced), then the drive is closed.
+     * Returns the QOM path QEMU's DEVICE_DELETED event names.
+     *
+     * @throws BlockException {@code Device 'X' not found} (class DeviceNotFound)
+     */
+    public String detachDevice(String id) throws BlockException {
+        String drive;
+        synchronized (lock) {
+            if (!guestDevices.containsKey(id)) {
+                throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + id + "' not found");
+            }
+            drive = guestDevices.remove(id);
+        }
+        BlockDevice d = drive == null ? null : device(drive);
+        String path = id.startsWith("/") ? id : "/machine/peripheral/" + id;
+        if (d != null) {
+            List<Job> holding = new ArrayList<>();
+            synchronized (lock) {
+                for (Job j : jobs.values()) {
+                    for (BlockNode n : j.blockedNodes()) {
+                        if (d.root() != null && DriveOperations.chainOf(d.root()).contains(n) && !holding.contains(j)) {
+                            holding.add(j);
+                        }
+                    }
+                }
+            }
+            for (Job j : holding) {
+                try {
+                    j.cancel(false);
+                } catch (BlockException e) {
+                    LOG.debug("cancelling {} for device_del: {}", j.id(), e.getMessage());
+                }
+            }
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+            synchronized (lock) {
+                while (holding.stream().anyMatch(j -> jobs.get(j.id()) == j) && System.nanoTime() < deadline) {
+                    try {
+                        lock.wait(100);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+            }
+            boolean virtio = d.attachedTo() != null && d.attachedTo().endsWith("/virtio-backend");
+            d.attach(null, false);
+            removeDevice(d);
+            if (virtio) {
+                events.publish(Event.now("DEVICE_DELETED", Job.orderedMap("path", path + "/virtio-backend")));
+            }
+        }
+        events.publish(Event.now("DEVICE_DELETED", id.startsWith("/") ? Job.orderedMap("path", path)
+                : Job.orderedMap("device", id, "path", path)));
+        return path;
+    }
+
     /** drive_del: removes the device and closes its chain. */
     void removeDevice(BlockDevice d) {
         synchronized (lock) {

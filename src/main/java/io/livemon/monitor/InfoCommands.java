@@ -102,11 +102,17 @@ final class InfoCommands {
         BlockNode root = d.visibleRoot();
         if (root == null) {
             out.println(d.id() + ": [not inserted]");
+            if (d.attachedTo() != null) {
+                out.println("    Attached to:      " + d.attachedTo());
+            }
             out.println("    Removable device: not locked, tray closed"); // no tray without a guest cd device
             return;
         }
         out.println(d.id() + " (" + root.name() + "): " + root.skipFilters().displayName() + " (" + root.driver()
                 + (root.readOnly() ? ", read-only" : "") + ")");
+        if (d.attachedTo() != null) {
+            out.println("    Attached to:      " + d.attachedTo());
+        }
         if (d.removable()) {
             out.println("    Removable device: not locked, tray closed"); // no tray without a guest cd device
         }

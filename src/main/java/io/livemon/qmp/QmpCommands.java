@@ -28,6 +28,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -134,6 +135,9 @@ final class QmpCommands {
                         QmpCommands::changeMedium),
                 QmpCommand.of("human-monitor-command", "command-line:str ?cpu-index:int", EXCLUSIVE,
                         QmpCommands::humanMonitorCommand),
+                QmpCommand.of("device_add", QmpCommand.ANY_MEMBERS, EXCLUSIVE, QmpCommands::deviceAdd),
+                QmpCommand.of("device_del", "id:str", EXCLUSIVE,
+                        (c, a) -> done(() -> c.graph().detachDevice(a.str("id")))),
                 QmpCommand.of("quit", "", EXCLUSIVE, QmpCommands::quit));
     }
 
@@ -284,6 +288,26 @@ final class QmpCommands {
                 a.str("base"), a.str("top-node"), a.str("top"), a.str("backing-file"), a.integer("speed", 0),
                 OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
         CommitJob.start(c.graph(), r);
+        return Json.obj();
+    }
+
+    /**
+     * device_add of a storage device (qdev's properties: {@code driver}, {@code id}, {@code drive}, and the bus
+     * placement ones, which livemon takes without a bus to place into): an attachment, as {@code -device}.
+     */
+    private static Object deviceAdd(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
+        Map<String, Object> m = a.all();
+        if (!(m.get("driver") instanceof String driver)) {
+            throw QmpException.generic("Parameter 'driver' is missing");
+        }
+        for (String k : m.keySet()) {
+            if (!Set.of("driver", "id", "drive", "bus", "addr", "scsi-id", "lun", "channel", "serial", "bootindex")
+                    .contains(k)) {
+                throw QmpException.generic("Property '" + driver + "." + k + "' not found");
+            }
+        }
+        c.graph().attachDevice(driver, m.get("id") instanceof String id ? id : null,
+                m.get("drive") instanceof String drive ? drive : null);
         return Json.obj();
     }
 

@@ -23,6 +23,8 @@ public final class QmpDocs {
                     + "`backing` a node's name, null or inline), file \\| blkdebug (`image`, `config`, `inject-error`, "
                     + "`set-state`) \\| null-co (`size`, `read-zeroes`) on their own; `node-name`, `read-only`, "
                     + "`discard`, `detect-zeroes`",
+            "device_add", "`driver` scsi-hd \\| virtio-blk(-pci) \\| virtio-scsi(-pci), [`id`], [`drive`], and the bus "
+                    + "placement properties (`bus`, `addr`, `scsi-id`, `lun`, ...), taken without a bus: an attachment",
             "transaction", "`actions`: list of {`type`: drive-backup \\| blockdev-backup \\| blockdev-snapshot-sync "
                     + "\\| abort, `data`: that command's arguments}, [`properties`]");
 

@@ -79,6 +79,9 @@ final class QmpShapes {
     static Map<String, Object> blockInfo(BlockDevice d) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("device", d.id());
+        if (d.attachedTo() != null) {
+            m.put("qdev", d.attachedTo());
+        }
         m.put("type", "unknown");
         m.put("removable", d.removable());
         m.put("locked", false);
