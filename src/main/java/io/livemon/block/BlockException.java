@@ -74,6 +74,11 @@ public class BlockException extends Exception {
         return new BlockException(ErrorClass.DEVICE_NOT_ACTIVE, "Block job '" + id + "' not found");
     }
 
+    /** QEMU's op blocker on a backing node (block.c bdrv_set_backing_hd): {@code node} is the backing of {@code parent}. */
+    static BlockException usedAsBacking(String node, String parent) {
+        return new BlockException("Node '" + node + "' is busy: node is used as backing hd of '" + parent + "'");
+    }
+
     static BlockException busy(String name, Job job) {
         return new BlockException("Node '" + name + "' is busy: block device is in use by block job: "
                 + job.type().qapiName());

@@ -226,6 +226,10 @@ public final class BlockdevOptions {
                         null);
                 if (m.containsKey("size")) {
                     o.nullSize = number(m, "size", prefix, dotted);
+                    if (o.nullSize < 0) {
+                        // QEMU 7.2 aborts on a negative size (newcomer trial); refused here
+                        throw new BlockException("Parameter '" + prefix + "size' expects a non-negative value");
+                    }
                 }
                 o.readZeroes = bool(m, "read-zeroes", prefix, dotted);
                 return o;

@@ -63,6 +63,8 @@ public final class DriveOperations {
                 // QEMU 7.2's qmp_block_resize formats the absent device argument: "(null)" is its literal text
                 throw new BlockException("Device '(null)' is in use");
             }
+        } else if (d != null) {
+            throw new BlockException("Device '" + device + "' has no medium"); // bdrv_lookup_bs: an empty drive
         } else {
             throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
         }

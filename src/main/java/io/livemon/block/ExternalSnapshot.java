@@ -35,6 +35,9 @@ public final class ExternalSnapshot {
         // QEMU runs the whole action inside the transaction's drained section: jobs go on when it ends
         try (BlockGraph.Drained drained = graph.drainForTransaction(top)) {
             if (top == null) {
+                if (d != null) {
+                    throw new BlockException("Device '" + device + "' has no medium"); // bdrv_lookup_bs: empty drive
+                }
                 throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
             }
             return takeDrained(graph, d, top, file, format, reuse, newNodeName, stdout);
@@ -51,8 +54,7 @@ public final class ExternalSnapshot {
         BlockNode oldTop = top.skipFilters();
         BlockNode existingOverlay = graph.overlayOf(oldTop);
         if (existingOverlay != null) {
-            throw new BlockException("Node '" + oldTop.name() + "' is busy: node is used as backing hd of '"
-                    + existingOverlay.name() + "'");
+            throw BlockException.usedAsBacking(oldTop.name(), existingOverlay.name());
         }
         if (newNodeName != null && graph.findNode(newNodeName) != null) {
             throw new BlockException("New overlay node-name already in use");

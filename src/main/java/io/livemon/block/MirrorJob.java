@@ -186,12 +186,22 @@ public final class MirrorJob extends Job {
         BlockNode target = graph.lookupNode(r.target(), r.target());
         graph.checkNotBusy(source);
         graph.checkNotBusy(target);
-        if (graph.deviceOf(target) != null && graph.deviceOf(target).root() == target) {
-            throw new BlockException("Cannot mirror to an attached block device");
+        // the op blocker QEMU puts on every backing node (block.c bdrv_set_backing_hd): a node in a chain, the
+        // source's own backing above all, is never written over by a mirror (newcomer trial: data loss otherwise)
+        BlockNode overlay = graph.overlayOf(target.skipFilters());
+        if (overlay != null) {
+            throw BlockException.usedAsBacking(graph.deviceOrNodeName(target), overlay.name()); // named when attached
         }
         checkArguments(r, sync);
         if (target.skipFilters() == source) {
             throw new BlockException("Can't mirror node into itself");
+        }
+        if (graph.deviceOf(target) != null && graph.deviceOf(target).root().skipFilters() == target.skipFilters()) {
+            // QEMU starts the job and fails on the permission conflict of two writers; livemon refuses at once
+            throw new BlockException("Cannot mirror to an attached block device");
+        }
+        if (!graph.isRootNode(target)) {
+            throw new BlockException("Cannot mirror to a node that another node uses");
         }
         if (target.fixedReadOnly()) {
             // the job needs to write the target (QEMU: the permission check of mirror_start_job)

@@ -30,7 +30,18 @@ public final class NullImage implements Image {
         this.readOnly = readOnly;
     }
 
-    @Override public String filename() { return "null-co://"; }
+    /**
+     * QEMU's name: {@code null-co://}, or a {@code json:} description when options were given (newcomer trial:
+     * {@code json:{"driver": "null-co", "size": 1000}}).
+     */
+    @Override
+    public String filename() {
+        if (size == DEFAULT_SIZE && !readZeroes) {
+            return "null-co://";
+        }
+        return "json:{\"driver\": \"null-co\"" + (readZeroes ? ", \"read-zeroes\": true" : "")
+                + (size != DEFAULT_SIZE ? ", \"size\": " + size : "") + "}";
+    }
     @Override public Path path() { return Path.of("null-co:"); }
     @Override public String format() { return "null-co"; }
     @Override public long size() { return size; }

@@ -227,6 +227,13 @@ final class QmpShapes {
     /** ImageInfo of a protocol ("file") node: the host file itself. */
     static Map<String, Object> fileImageInfo(BlockNode n) {
         Map<String, Object> m = new LinkedHashMap<>();
+        if (n.driver().equals("null-co")) {
+            // a device that stores nothing: its size is what it was given, and it has no file to measure
+            m.put("filename", n.filename());
+            m.put("format", "null-co");
+            m.put("virtual-size", n.image().size());
+            return m;
+        }
         m.put("filename", n.filename());
         m.put("format", "file");
         m.put("dirty-flag", false);

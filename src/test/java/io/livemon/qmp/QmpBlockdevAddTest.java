@@ -174,4 +174,56 @@ class QmpBlockdevAddTest {
             assertThat(t).doesNotContainKey("backing_file").containsEntry("backing_file_depth", 0L);
         }
     }
+    /**
+     * Data safety (newcomer trial): a node of a backing chain, the source's own backing above all, is never a mirror
+     * target; QEMU's op blocker refuses it with this text and the file keeps every byte.
+     */
+    @Test
+    void aBackingNodeIsNeverAMirrorTarget() throws Exception {
+        byte[] before = java.nio.file.Files.readAllBytes(dir.resolve("file-D.img"));
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"blockdev-mirror\", \"arguments\": {\"job-id\": \"j\", "
+                    + "\"device\": \"virtio0\", \"target\": \"node-D\", \"sync\": \"full\"}}"))
+                    .containsExactly(generic("Node 'node-D' is busy: node is used as backing hd of 'node-E'"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-mirror\", \"arguments\": {\"job-id\": \"j\", "
+                    + "\"device\": \"virtio0\", \"target\": \"node-A\", \"sync\": \"top\"}}"))
+                    .containsExactly(generic("Node 'node-A' is busy: node is used as backing hd of 'node-B'"));
+            assertThat(c.exchange("{\"execute\": \"blockdev-mirror\", \"arguments\": {\"job-id\": \"j\", "
+                    + "\"device\": \"virtio0\", \"target\": \"node-E\", \"sync\": \"full\"}}"))
+                    .containsExactly(generic("Can't mirror node into itself"));
+        }
+        fx.close();
+        fx = null;
+        assertThat(java.nio.file.Files.readAllBytes(dir.resolve("file-D.img"))).isEqualTo(before);
+    }
+
+    /** An empty drive named where a medium is needed: QEMU's "has no medium" (newcomer trial). */
+    @Test
+    void anEmptyDriveHasNoMedium() throws Exception {
+        fx.graph.addDrive(io.livemon.block.DriveOptions.parse("if=none,id=cd0"));
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"blockdev-snapshot-sync\", \"arguments\": {\"device\": \"cd0\", "
+                    + "\"snapshot-file\": \"s.qcow2\"}}")).containsExactly(generic("Device 'cd0' has no medium"));
+            assertThat(c.exchange("{\"execute\": \"block_resize\", \"arguments\": {\"device\": \"cd0\", "
+                    + "\"size\": 1048576}}")).containsExactly(generic("Device 'cd0' has no medium"));
+            assertThat(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"cd0\"}}"))
+                    .containsExactly(generic("Device 'cd0' has no medium"));
+        }
+        assertThat(dir.resolve("s.qcow2")).doesNotExist();
+    }
+
+    /** null-co nodes as QEMU describes them; a negative size (which aborts QEMU 7.2) is refused. */
+    @Test
+    void nullCoNodesAreDescribedByTheirSize() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"null-co\", "
+                    + "\"node-name\": \"n4\", \"size\": 1000}}")).containsExactly("{\"return\": {}}");
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"null-co\", "
+                    + "\"node-name\": \"n5\", \"size\": -1}}"))
+                    .containsExactly(generic("Parameter 'size' expects a non-negative value"));
+            String nodes = String.join("", c.exchange("{\"execute\": \"query-named-block-nodes\"}"));
+            assertThat(nodes).contains("\"virtual-size\": 1000").contains("\"format\": \"null-co\"")
+                    .contains("json:{\\\"driver\\\": \\\"null-co\\\", \\\"size\\\": 1000}");
+        }
+    }
 }
