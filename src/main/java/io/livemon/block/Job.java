@@ -73,8 +73,12 @@ public abstract class Job {
      * a throttled job copies one more step per drain, as QEMU 7.2's job does when a drain pauses and resumes it.
      */
     private int drainKicks;
-    /** Counts block-job-set-speed calls that raised or removed the limit: each ends the sleep under way. */
-    private long speedKicks;
+    /**
+     * Counts what ends a rate-limit sleep under way at once, as QEMU enters the job's coroutine at once: a
+     * block-job-set-speed that raised or removed the limit, and a pause (job_pause_locked enters the job, which then
+     * stops at its pause point; a resume just after does not put it back to sleep).
+     */
+    private long sleepKicks;
     /** Set by finalize(): a pending job with auto-finalize off may proceed. */
     private boolean finalizeRequested;
     private boolean dismissRequested;
@@ -209,7 +213,7 @@ public abstract class Job {
             // blockjob.c block_job_set_speed_locked: only a higher limit, or none, ends a rate-limit sleep early; a
             // lower or equal one applies from the next step on
             if (speed == 0 || speed > old) {
-                speedKicks++;
+                sleepKicks++;
                 changed.signalAll();
             }
         } finally {
@@ -226,6 +230,7 @@ public abstract class Job {
             }
             userPaused = true;
             pauseCount++;
+            sleepKicks++;
             changed.signalAll();
         } finally {
             lock.unlock();
@@ -661,10 +666,10 @@ public abstract class Job {
             lock.lock();
             try {
                 busy = false;
-                long kicksBefore = speedKicks;
+                long kicksBefore = sleepKicks;
                 long deadline = System.nanoTime() + ns;
                 long left = ns;
-                while (left > 0 && !cancelled && pauseCount == 0 && speedKicks == kicksBefore
+                while (left > 0 && !cancelled && pauseCount == 0 && sleepKicks == kicksBefore
                         && !completeRequested && drainKicks == 0) {
                     try {
                         changed.awaitNanos(left);
