@@ -66,12 +66,17 @@ class TargetSafetyTest {
 
     /** A qemu-io that keeps locked.img open read-write, as a running QEMU would. */
     private void holdLockedImage() throws Exception {
-        holder = new ProcessBuilder("qemu-io", "-c", "sleep 60000", "locked.img").directory(dir.toFile())
-                .redirectErrorStream(true).start();
+        ProcessBuilder pb = new ProcessBuilder("qemu-io", "-c", "sleep 60000", "locked.img").directory(dir.toFile())
+                .redirectErrorStream(true);
+        holder = pb.start();
         // generous: on a loaded 2-core machine qemu-io has taken more than 10 s to start
         long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
         while (QemuTools.run(dir, "qemu-io", "-c", "read 0 512", "locked.img").exitCode() == 0) {
             assertThat(System.nanoTime()).as("qemu-io took its lock").isLessThan(deadline);
+            if (!holder.isAlive()) {
+                // the probe held the file just when the holder opened it: the holder gave up; start it again
+                holder = pb.start();
+            }
             Thread.sleep(50);
         }
     }
