@@ -391,10 +391,8 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             throw new BlockException("livemon opens a node by reference only over a 'file' or 'blkdebug' node, "
                     + "not over '" + n.name() + "' (" + n.driver() + ")");
         }
-        for (BlockNode other : nodes) {
-            if (other.child() == n) {
-                throw new BlockException("livemon does not open a second node over '" + n.name() + "'");
-            }
+        if (parentNodes(n) > 0) {
+            throw new BlockException("livemon does not open a second node over '" + n.name() + "'");
         }
     }
 
@@ -636,10 +634,8 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             if (!monitorOwned.contains(n)) {
                 throw new BlockException("Node " + name + " is not owned by the monitor");
             }
-            for (BlockNode other : nodes) {
-                if (other.backing() == n || other.child() == n) {
-                    throw new BlockException("Block device " + name + " is in use");
-                }
+            if (parentNodes(n) > 0) {
+                throw new BlockException("Block device " + name + " is in use");
             }
             monitorOwned.remove(n);
             BlockNode proto = n.child();
@@ -672,12 +668,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
 
     /** How many nodes and devices use {@code n} (as backing, protocol or filtered child, or root). Caller holds lock. */
     private int parents(BlockNode n) {
-        int p = 0;
-        for (BlockNode other : nodes) {
-            if (other.backing() == n || (other != n && other.child() == n)) {
-                p++;
-            }
-        }
+        int p = parentNodes(n);
         for (BlockDevice d : devices.values()) {
             if (d.root() == n) {
                 p++;
@@ -696,13 +687,19 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             if (node.isFilter() || blockers.get(node) != null) {
                 return false;
             }
-            for (BlockNode other : nodes) {
-                if (other.backing() == node || (other != node && other.child() == node)) {
-                    return false;
-                }
-            }
-            return true;
+            return parentNodes(node) == 0;
         }
+    }
+
+    /** How many nodes have {@code n} as their backing, protocol or filtered child. Caller holds lock. */
+    private int parentNodes(BlockNode n) {
+        int p = 0;
+        for (BlockNode other : nodes) {
+            if (other.backing() == n || (other != n && other.child() == n)) {
+                p++;
+            }
+        }
+        return p;
     }
 
     /** Whether {@code -blockdev}/{@code blockdev-add} opened {@code node}: it stays open until blockdev-del. */
