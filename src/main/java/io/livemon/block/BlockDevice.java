@@ -32,7 +32,37 @@ public final class BlockDevice {
     }
 
     void setRoot(BlockNode root) {
+        if (backendWrite) {
+            grant(this.root, false);
+            grant(root, true);
+        }
         this.root = root;
+    }
+
+    /**
+     * Whether this drive's BlockBackend holds write permission in QEMU's model: a qemu-io write or discard on the
+     * drive extends its permissions for good (qemu-io-cmds.c command()). It follows the root through snapshots and
+     * pivots, and decides only which lock error QEMU would give a new writer of a raw root image
+     * ({@link io.livemon.image.Image#setBackendWritePermission}).
+     */
+    private volatile boolean backendWrite;
+
+    /** A qemu-io command that writes ran on this drive (see {@link #backendWrite}). */
+    public void takeBackendWrite() {
+        if (!backendWrite) {
+            backendWrite = true;
+            grant(root, true);
+        }
+    }
+
+    private static void grant(BlockNode node, boolean held) {
+        if (node == null) {
+            return;
+        }
+        io.livemon.image.Image image = node.skipFilters().image();
+        if (image != null) {
+            image.setBackendWritePermission(held);
+        }
     }
 
     /** The root without implicit filters: what {@code info block} shows. */

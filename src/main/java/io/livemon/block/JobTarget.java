@@ -1,6 +1,7 @@
 package io.livemon.block;
 
 import io.livemon.image.Image;
+import io.livemon.image.ImageException;
 import io.livemon.image.Images;
 import io.livemon.image.Qcow2CreateOptions;
 import java.io.IOException;
@@ -71,6 +72,11 @@ final class JobTarget {
                     throw new BlockException("Backing file not supported for file format 'raw'");
                 }
                 String qemuString = backing.displayName();
+                try {
+                    Images.checkBackingNotSelf(file, qemuString); // bdrv_img_create checks this before the open
+                } catch (ImageException e) {
+                    throw BlockGraph.wrap(e);
+                }
                 if (openBacking && !BackingNames.hasProtocol(qemuString)) {
                     String combined = Images.pathCombine(file, qemuString);
                     if (!Files.exists(graph.cwd().resolve(combined))) {

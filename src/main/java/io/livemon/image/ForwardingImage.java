@@ -150,6 +150,11 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
+    public void setBackendWritePermission(boolean held) {
+        delegate().setBackendWritePermission(held);
+    }
+
+    @Override
     public void makeEmpty() throws IOException {
         delegate().makeEmpty();
     }

@@ -192,6 +192,15 @@ public interface Image extends Closeable {
     void changeBackingFile(Image newBacking, String backingFileString, String backingFormat) throws IOException;
 
     /** Replaces the in-memory backing pointer without touching the header (used when opening chains). */
+    /**
+     * Tells the image whether the drive above it holds write permission in QEMU's model (a BlockBackend whose
+     * permissions a qemu-io write or discard extended, as QEMU's qemu-io-cmds.c command() does, for good). Only the
+     * lock error QEMU would give a new writer of the same file depends on it (see {@link ImageLocks}); livemon's own
+     * protection does not. Default: nothing to record.
+     */
+    default void setBackendWritePermission(boolean held) {
+    }
+
     void setBacking(Image backing);
 
     /**

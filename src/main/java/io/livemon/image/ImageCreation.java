@@ -76,7 +76,7 @@ final class ImageCreation {
             }
             // QEMU's write + resize permissions, taken before anything is written: refuses a file that this process
             // has open (any name for the same inode) or that another process holds.
-            lease = ImageLocks.acquire(target, filename, true, () -> true);
+            lease = ImageLocks.acquire(target, filename, ImageLocks.Mode.CREATE, false, () -> true);
         }
         Path tmp = null;
         try {

@@ -29,6 +29,14 @@ import java.util.function.BooleanSupplier;
  * are checked against the other open images of the file. POSIX locks belong to the process and disappear when any
  * descriptor of the file is closed, so each file's locks live on one channel opened for them, and every change
  * re-takes all of them.
+ *
+ * <p>livemon protects raw images more than QEMU 7.2 does. QEMU's raw format node passes its parents' permissions to
+ * the file: a raw disk of a drive without a guest device shares everything and holds write only once a qemu-io write
+ * took it for the drive, and a raw backing file shares write and resize, so QEMU lets a new writer in (and, for a raw backing file, lets it
+ * overwrite the disk: docs/differences.md). Within this JVM a conflict is therefore checked twice: first as QEMU
+ * would check it, for QEMU's message; then by livemon's rule, where a refusal that QEMU would not make is a
+ * {@link StricterThanQemu}, so that the opener can first report what QEMU would have failed on next (a header that
+ * is not qcow2).
  */
 final class ImageLocks {
     private static final int PERM_BASE = 100;
@@ -51,18 +59,43 @@ final class ImageLocks {
     private ImageLocks() {
     }
 
+    /** What an opener asks for: QEMU's permissions differ for reading, writing an image and creating a file. */
+    enum Mode {
+        /** A read-only image: consistent read, not sharing write or resize. */
+        READ,
+        /** A writable image: consistent read, write and resize, not sharing write or resize. */
+        WRITE,
+        /** Creating an image over an existing file (QEMU's raw_co_create): write and resize, not sharing resize. */
+        CREATE
+    }
+
+    /**
+     * A refusal by livemon's rule where QEMU 7.2 would let the opener in (its holder is a raw image, see the class
+     * comment). The message is the lock error livemon reports unless the opener finds a failure QEMU would report.
+     */
+    static final class StricterThanQemu extends ImageException {
+        StricterThanQemu(String message) {
+            super(message);
+        }
+    }
+
     /** One open image's claim on its file; {@link #release()} it when the image closes. */
     static final class Lease {
         private final FileLocks file;
         private final String filename;
         private final BooleanSupplier alive;
+        /** A raw image: QEMU's raw node holds and shares what its parents do (see {@link #qemuHolds}). */
+        private final boolean raw;
+        /** Whether the drive above this raw image holds write permission in QEMU's model. */
+        private volatile boolean backendWrite;
         private boolean write;
         private boolean released;
 
-        private Lease(FileLocks file, String filename, boolean write, BooleanSupplier alive) {
+        private Lease(FileLocks file, String filename, boolean write, boolean raw, BooleanSupplier alive) {
             this.file = file;
             this.filename = filename;
             this.write = write;
+            this.raw = raw;
             this.alive = alive;
         }
 
@@ -74,7 +107,7 @@ final class ImageLocks {
                 }
                 try {
                     if (newWrite) {
-                        file.check(this, filename, true);
+                        file.check(this, filename, Mode.WRITE);
                     }
                     write = newWrite;
                 } finally {
@@ -110,6 +143,32 @@ final class ImageLocks {
         boolean unshares(int perm) {
             return perm == WRITE || perm == RESIZE;
         }
+
+        /** See {@link Image#setBackendWritePermission}. */
+        void setBackendWrite(boolean held) {
+            backendWrite = held;
+        }
+
+        /**
+         * What QEMU 7.2 would hold for this image: a qcow2 node's file child holds write and resize when writable; a
+         * raw node passes on what its parents hold: consistent read, and write only once the drive's BlockBackend
+         * took it (a -drive without a guest device holds no write until a qemu-io write; measured with QEMU 7.2:
+         * a qcow2 opener of a raw disk in use fails on its header before, on "shared write" after).
+         */
+        boolean qemuHolds(int perm) {
+            if (perm == CONSISTENT_READ) {
+                return true;
+            }
+            if (!write) {
+                return false;
+            }
+            return raw ? perm == WRITE && backendWrite : perm == WRITE || perm == RESIZE;
+        }
+
+        /** What QEMU 7.2 would not share: a qcow2 node's file never shares write or resize; a raw node shares all. */
+        boolean qemuUnshares(int perm) {
+            return !raw && (perm == WRITE || perm == RESIZE);
+        }
     }
 
     /** The locks this JVM holds on one file, and the open images that hold them. */
@@ -126,25 +185,51 @@ final class ImageLocks {
 
         /**
          * Fails as QEMU does when {@code lease} (new, or becoming writable) conflicts with another image of this JVM
-         * or another process. Drops this JVM's locks on the file for the trial; the caller re-takes them.
+         * or another process: QEMU's raw_check_lock_bytes order, the permissions the opener takes first, then those
+         * it does not share. Then livemon's own rule (see the class comment), which refuses with
+         * {@link StricterThanQemu}. Drops this JVM's locks on the file for the trial; the caller re-takes them.
          */
-        void check(Lease lease, String filename, boolean write) throws ImageException {
+        void check(Lease lease, String filename, Mode mode) throws ImageException {
             leases.removeIf(l -> l != lease && !l.alive.getAsBoolean());
             releaseAll();
-            int[] held = write ? new int[] {CONSISTENT_READ, WRITE, RESIZE} : new int[] {CONSISTENT_READ};
-            int[] unshared = {WRITE, RESIZE};
+            int[] held = switch (mode) {
+                case READ -> new int[] {CONSISTENT_READ};
+                case WRITE -> new int[] {CONSISTENT_READ, WRITE, RESIZE};
+                case CREATE -> new int[] {WRITE, RESIZE};
+            };
+            int[] unshared = mode == Mode.CREATE ? new int[] {RESIZE} : new int[] {WRITE, RESIZE};
+            String refusal = firstConflict(lease, held, unshared, true);
+            if (refusal != null) {
+                throw conflict(refusal, filename);
+            }
+            int[] strictHeld = mode == Mode.READ ? new int[] {CONSISTENT_READ}
+                    : new int[] {CONSISTENT_READ, WRITE, RESIZE};
+            refusal = firstConflict(lease, strictHeld, new int[] {WRITE, RESIZE}, false);
+            if (refusal != null) {
+                throw new StricterThanQemu(refusal + "\nIs another process using the image [" + filename + "]?");
+            }
+        }
+
+        /**
+         * QEMU's message for the first conflict of an opener taking {@code held} and not sharing {@code unshared},
+         * null when there is none. This JVM's other images count as QEMU would hold them ({@code asQemu}) or as
+         * livemon does.
+         */
+        private String firstConflict(Lease lease, int[] held, int[] unshared, boolean asQemu) {
             for (int p : held) {
-                boolean local = leases.stream().anyMatch(l -> l != lease && l.unshares(p));
+                boolean local = leases.stream().anyMatch(l -> l != lease && (asQemu ? l.qemuUnshares(p)
+                        : l.unshares(p)));
                 if (local || lockedElsewhere(SHARED_BASE + p)) {
-                    throw conflict("Failed to get \"" + PERM_NAMES[p] + "\" lock", filename);
+                    return "Failed to get \"" + PERM_NAMES[p] + "\" lock";
                 }
             }
             for (int p : unshared) {
-                boolean local = leases.stream().anyMatch(l -> l != lease && l.holds(p));
+                boolean local = leases.stream().anyMatch(l -> l != lease && (asQemu ? l.qemuHolds(p) : l.holds(p)));
                 if (local || lockedElsewhere(PERM_BASE + p)) {
-                    throw conflict("Failed to get shared \"" + PERM_NAMES[p] + "\" lock", filename);
+                    return "Failed to get shared \"" + PERM_NAMES[p] + "\" lock";
                 }
             }
+            return null;
         }
 
         /** Whether another process holds a lock on byte {@code b} (a trial exclusive lock fails). */
@@ -213,10 +298,14 @@ final class ImageLocks {
     }
 
     /**
-     * Claims {@code path} for an image being opened. {@code alive} tells whether the image is still open (an image
-     * dropped without close, as crash tests do, stops counting). Fails with QEMU's message on a conflict.
+     * Claims {@code path} for an image being opened ({@code raw}: a raw image) or a file being created over.
+     * {@code alive} tells whether the image is still open (an image dropped without close, as crash tests do, stops
+     * counting). Fails with QEMU's message on a conflict.
+     *
+     * @throws StricterThanQemu when only livemon's protection of raw images refuses (see the class comment)
      */
-    static Lease acquire(Path path, String filename, boolean write, BooleanSupplier alive) throws ImageException {
+    static Lease acquire(Path path, String filename, Mode mode, boolean raw, BooleanSupplier alive)
+            throws ImageException {
         Path real = realPath(path);
         Object key = keyOf(real);
         synchronized (GLOBAL) {
@@ -225,9 +314,9 @@ final class ImageLocks {
                 file = new FileLocks(key, openLockChannel(real));
                 FILES.put(key, file);
             }
-            Lease lease = new Lease(file, filename, write, alive);
+            Lease lease = new Lease(file, filename, mode != Mode.READ, raw, alive);
             try {
-                file.check(lease, filename, write);
+                file.check(lease, filename, mode);
                 file.leases.add(lease);
             } finally {
                 file.relockOrClose();

@@ -3,10 +3,8 @@ package io.livemon.image;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -16,7 +14,7 @@ import java.util.Set;
 public final class Images {
     /** Longest backing chain accepted (images below the top). */
     public static final int MAX_CHAIN_DEPTH = 1000;
-    private static final String BACKING_PREFIX = "Could not open backing file: ";
+    static final String BACKING_PREFIX = "Could not open backing file: ";
 
     private Images() {
     }
@@ -39,11 +37,11 @@ public final class Images {
 
     /** "qcow2" when the file starts with the qcow2 magic, else "raw". */
     public static String probe(Path p, String filename) throws ImageException {
-        FileChannel c = Qcow2Image.openChannel(p, filename, true);
+        FileChannel c = ChannelIo.openChannel(p, filename, true);
         try {
             byte[] m = new byte[4];
-            Qcow2Image.readAt(c, m, 0, 4, 0);
-            return ByteBuffer.wrap(m).getInt() == Qcow2Image.MAGIC ? "qcow2" : "raw";
+            ChannelIo.readAt(c, m, 0, 4, 0);
+            return ByteBuffer.wrap(m).getInt() == Qcow2Format.MAGIC ? "qcow2" : "raw";
         } catch (ImageException e) {
             throw e;
         } catch (IOException e) {
@@ -145,7 +143,7 @@ public final class Images {
                     ImageFiles.checkOpenable(p, name);
                     // QEMU checks the writer's permissions first ("Failed to get "write" lock"); the read-only
                     // first open below would report the reader's conflict instead.
-                    ImageLocks.acquire(p, name, true, () -> true).release();
+                    ImageLocks.acquire(p, name, ImageLocks.Mode.WRITE, false, () -> true).release();
                 }
                 Image img;
                 try {
@@ -271,14 +269,25 @@ public final class Images {
     public static void create(Path cwd, String filename, String fmt, long size, Qcow2CreateOptions shown,
                               Qcow2CreateOptions written, java.util.function.Consumer<String> formatting)
             throws IOException {
-        if (shown != null && filename.equals(shown.backingFile())) {
-            throw new ImageException("Error: Trying to create an image with the same filename as the backing file");
-        }
+        checkBackingNotSelf(filename, shown == null ? null : shown.backingFile());
         formatting.accept(formattingLine(filename, fmt, size, shown));
         if ("raw".equals(fmt)) {
             createRaw(cwd, filename, size);
         } else {
             createQcow2(cwd, filename, size, written);
+        }
+    }
+
+    /**
+     * QEMU's first check in bdrv_img_create (block.c), before it opens the backing file: the backing file string may
+     * not be the new image's own name, compared as typed.
+     *
+     * @param backingString QEMU's backing string (null: none)
+     * @throws ImageException {@code Error: Trying to create an image with the same filename as the backing file}
+     */
+    public static void checkBackingNotSelf(String filename, String backingString) throws ImageException {
+        if (filename.equals(backingString)) {
+            throw new ImageException("Error: Trying to create an image with the same filename as the backing file");
         }
     }
 
@@ -299,156 +308,7 @@ public final class Images {
      * @return the virtual size of the new image
      */
     public static long createQcow2(Path cwd, String filename, long size, Qcow2CreateOptions o) throws IOException {
-        if (o == null) {
-            o = Qcow2CreateOptions.defaults();
-        }
-        long cs = o.effectiveClusterSize();
-        if (Long.bitCount(cs) != 1 || cs < 512 || cs > (2 << 20)) {
-            throw new ImageException("Cluster size must be a power of two between 512 and 2048k");
-        }
-        String compat = o.effectiveCompat();
-        int version;
-        if (compat.equals("1.1") || compat.equals("v3")) {
-            version = 3;
-        } else if (compat.equals("0.10") || compat.equals("v2")) {
-            version = 2;
-        } else {
-            throw new ImageException("Parameter 'compat' does not accept value '" + compat + "'");
-        }
-        int rb = o.effectiveRefcountBits();
-        if (Integer.bitCount(rb) != 1 || rb > 64) {
-            throw new ImageException("Refcount width must be a power of two and may not exceed 64 bits");
-        }
-        if (version == 2 && rb != 16) {
-            throw new ImageException("Different refcount widths than 16 bits require compatibility level 1.1 "
-                    + "or above (use version=v3 or greater)");
-        }
-        if (version == 2 && o.lazyRefcounts()) {
-            throw new ImageException("Lazy refcounts only supported with compatibility level 1.1 and above "
-                    + "(use version=v3 or greater)");
-        }
-        String bfile = o.backingFile();
-        String bfmt = o.backingFormat();
-        if (bfile != null && !bfile.isEmpty()) {
-            String bname = pathCombine(filename, bfile);
-            if (bfmt == null || size < 0) {
-                Image b;
-                try {
-                    b = open(cwd, bname, bfmt, true);
-                } catch (ImageException e) {
-                    throw new ImageException(BACKING_PREFIX + e.getMessage(), e);
-                }
-                try {
-                    if (bfmt == null) {
-                        bfmt = b.format();
-                    }
-                    if (size < 0) {
-                        size = b.size();
-                    }
-                } finally {
-                    b.close();
-                }
-            }
-            if (bfile.getBytes(StandardCharsets.UTF_8).length > 1023) {
-                throw new ImageException("Backing file name too long");
-            }
-        } else {
-            bfile = null;
-            bfmt = null;
-        }
-        if (size < 0 || (size & 511) != 0) {
-            throw new ImageException("Image size must be a multiple of 512 bytes");
-        }
-        int clusterBits = Long.numberOfTrailingZeros(cs);
-        int order = Integer.numberOfTrailingZeros(rb);
-        // header cluster
-        ByteBuffer h = ByteBuffer.allocate((int) cs);
-        h.putInt(0, Qcow2Image.MAGIC).putInt(4, version);
-        h.putInt(20, clusterBits).putLong(24, 0);
-        h.putInt(36, 0).putLong(40, 0);
-        h.putLong(48, cs).putInt(56, 1);
-        int pos;
-        if (version == 3) {
-            h.putLong(72, 0).putLong(80, o.lazyRefcounts() ? Qcow2Image.COMPAT_LAZY : 0).putLong(88, 0);
-            h.putInt(96, order).putInt(100, 112);
-            pos = 112;
-        } else {
-            pos = 72;
-        }
-        if (bfmt != null) {
-            byte[] f = bfmt.getBytes(StandardCharsets.UTF_8);
-            h.putInt(pos, Qcow2Image.EXT_BACKING_FORMAT).putInt(pos + 4, f.length);
-            h.put(pos + 8, f);
-            pos += 8 + ((f.length + 7) & ~7);
-        }
-        if (version == 3) {
-            byte[] ft = featureTable();
-            if (pos + 8 + ft.length + 8 < cs) {
-                h.putInt(pos, Qcow2Image.EXT_FEATURE_TABLE).putInt(pos + 4, ft.length);
-                h.put(pos + 8, ft);
-                pos += 8 + ft.length;
-            }
-        }
-        pos += 8;
-        if (bfile != null && pos + bfile.getBytes(StandardCharsets.UTF_8).length > cs) {
-            throw new ImageException("Backing file name too long for the cluster size");
-        }
-        int headerEnd = pos;
-        long virtualSize = size;
-        String backingName = bfile;
-        ImageCreation.create(cwd, filename, "qcow2", (file, name) -> {
-            try (FileChannel c = FileChannel.open(file, StandardOpenOption.WRITE)) {
-                if (backingName != null) {
-                    byte[] n = backingName.getBytes(StandardCharsets.UTF_8);
-                    h.put(headerEnd, n);
-                    h.putLong(8, headerEnd).putInt(16, n.length);
-                }
-                Qcow2Image.writeFully(c, h, 0);
-                ByteBuffer rt = ByteBuffer.allocate((int) cs);
-                rt.putLong(0, 2 * cs);
-                Qcow2Image.writeFully(c, rt, cs);
-                ByteBuffer blk = ByteBuffer.allocate((int) cs);
-                // refcount 1 for clusters 0, 1 and 2
-                for (int i = 0; i < 3; i++) {
-                    setRefcount(blk, order, i);
-                }
-                Qcow2Image.writeFully(c, blk, 2 * cs);
-            }
-            Qcow2Image img = Qcow2Image.open(file, name, false, Qcow2Image.Options.defaults());
-            try {
-                img.initialSize(virtualSize);
-            } finally {
-                img.close();
-            }
-        });
-        return size;
-    }
-
-    private static void setRefcount(ByteBuffer blk, int order, int idx) {
-        int bits = 1 << order;
-        if (bits < 8) {
-            int perByte = 8 / bits;
-            int b = blk.get(idx / perByte) | (1 << ((idx % perByte) * bits));
-            blk.put(idx / perByte, (byte) b);
-        } else {
-            int bytes = bits / 8;
-            blk.put(idx * bytes + bytes - 1, (byte) 1);
-        }
-    }
-
-    private static byte[] featureTable() {
-        Object[][] f = {
-            {0, 0, "dirty bit"}, {0, 1, "corrupt bit"}, {0, 2, "external data file"},
-            {0, 3, "compression type"}, {0, 4, "extended L2 entries"}, {1, 0, "lazy refcounts"},
-            {2, 0, "bitmaps"}, {2, 1, "raw external data"},
-        };
-        ByteBuffer b = ByteBuffer.allocate(48 * f.length);
-        for (int i = 0; i < f.length; i++) {
-            b.put(i * 48, (byte) (int) (Integer) f[i][0]);
-            b.put(i * 48 + 1, (byte) (int) (Integer) f[i][1]);
-            b.put(i * 48 + 2, ((String) f[i][2]).getBytes(StandardCharsets.US_ASCII));
-        }
-        return b.array();
+        return Qcow2Create.create(cwd, filename, size, o);
     }
 
     /** QEMU's "Formatting ..." line of qemu-img create for a qcow2 image. */

@@ -30,14 +30,20 @@ public final class RawImage implements Image {
         this.filename = filename;
         this.readOnly = readOnly;
         this.wrapper = wrapper;
-        this.ch = wrapper.apply(Qcow2Image.openChannel(path, filename, readOnly));
+        this.ch = wrapper.apply(ChannelIo.openChannel(path, filename, readOnly));
         try {
-            this.lease = ImageLocks.acquire(path, filename, !readOnly, () -> ch.isOpen());
+            ImageLocks.Mode mode = readOnly ? ImageLocks.Mode.READ : ImageLocks.Mode.WRITE;
+            this.lease = ImageLocks.acquire(path, filename, mode, true, () -> ch.isOpen());
         } catch (ImageException e) {
             ImageLocks.close(ch, path);
             throw e;
         }
         this.size = ch.size();
+    }
+
+    @Override
+    public void setBackendWritePermission(boolean held) {
+        lease.setBackendWrite(held);
     }
 
     /** Opens {@code path} (shown as {@code filename}) as a raw image. */
@@ -82,7 +88,7 @@ public final class RawImage implements Image {
             if (!ro) {
                 lease.change(true);
             }
-            FileChannel n = wrapper.apply(Qcow2Image.openChannel(path, filename, ro));
+            FileChannel n = wrapper.apply(ChannelIo.openChannel(path, filename, ro));
             ch.close();
             ch = n;
             readOnly = ro;
@@ -141,7 +147,7 @@ public final class RawImage implements Image {
         try {
             checkWritable();
             check(offset, len);
-            Qcow2Image.writeFully(ch, ByteBuffer.wrap(buf, bufOffset, len), offset);
+            ChannelIo.writeFully(ch, ByteBuffer.wrap(buf, bufOffset, len), offset);
             writeEnd.accumulateAndGet(offset + len, Math::max);
         } finally {
             opLock.readLock().unlock();

@@ -102,7 +102,9 @@ final class BlockCommands {
                 throw new BlockException("Cannot find device='' nor node-name='" + name + "'");
             }
         }
-        if (QemuIoCommand.run(new GuestView(node), a.getString("command"), s.stdout()) != 0) {
+        // a drive keeps the write permission a qemu-io write takes; a node's temporary BlockBackend drops it
+        Runnable takesWrite = d != null ? d::takeBackendWrite : null;
+        if (QemuIoCommand.run(new GuestView(node), a.getString("command"), s.stdout(), takesWrite) != 0) {
             s.markCommandFailed();
         }
     }

@@ -93,15 +93,27 @@ public final class QemuIoCommand {
 
     /** Runs one qemu-io command; stderr-bound messages go to {@code System.err}. Returns 0 or a negative errno. */
     public static int run(Image image, String commandLine, PrintStream out) {
-        return DEFAULT.execute(image, commandLine, out, System.err);
+        return DEFAULT.execute(image, commandLine, out, System.err, null);
+    }
+
+    /**
+     * As {@link #run(Image, String, PrintStream)}, on a drive: {@code takesWrite} runs before a command that writes
+     * (write, discard), where QEMU extends the drive's permissions with write (qemu-io-cmds.c command()).
+     */
+    public static int run(Image image, String commandLine, PrintStream out, Runnable takesWrite) {
+        return DEFAULT.execute(image, commandLine, out, System.err, takesWrite);
     }
 
     /** Runs one qemu-io command. Returns 0 or a negative errno (HMP ignores it). */
     public static int run(Image image, String commandLine, PrintStream out, PrintStream err) {
-        return DEFAULT.execute(image, commandLine, out, err);
+        return DEFAULT.execute(image, commandLine, out, err, null);
     }
 
     public int execute(Image image, String commandLine, PrintStream out, PrintStream err) {
+        return execute(image, commandLine, out, err, null);
+    }
+
+    private int execute(Image image, String commandLine, PrintStream out, PrintStream err, Runnable takesWrite) {
         List<String> argv = new ArrayList<>();
         for (String w : commandLine.split(" ", -1)) {
             if (!w.isEmpty()) {
@@ -129,6 +141,9 @@ public final class QemuIoCommand {
                         + ct.argmin() + " and " + ct.argmax() + " arguments");
             }
             return -22;
+        }
+        if (takesWrite != null && (ct == WRITE || ct == DISCARD)) {
+            takesWrite.run();
         }
         try {
             if (ct == READ) {

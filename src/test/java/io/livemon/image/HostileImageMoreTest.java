@@ -37,7 +37,7 @@ class HostileImageMoreTest {
         f.seek(40);
         long l1 = f.readLong();
         f.seek(l1);
-        return f.readLong() & Qcow2Image.OFFSET_MASK;
+        return f.readLong() & Qcow2Format.OFFSET_MASK;
     }
 
     @Test
@@ -51,7 +51,7 @@ class HostileImageMoreTest {
             f.seek(l2 + 8);
             f.writeLong(e0); // guest cluster 1 shares guest cluster 0's host cluster
             f.seek(72);
-            f.writeLong(Qcow2Image.INCOMPAT_DIRTY);
+            f.writeLong(Qcow2Format.INCOMPAT_DIRTY);
         });
         byte[] before = Files.readAllBytes(dir.resolve("o.img"));
         assertThatThrownBy(() -> Images.openChain(dir, "o.img", null, false))
@@ -69,12 +69,12 @@ class HostileImageMoreTest {
     void compressedDescriptorsOutOfRange() throws IOException {
         make("ch.img", "cluster_size=4096", f -> { // compressed data "in the header"
             f.seek(l2Offset(f));
-            f.writeLong(Qcow2Image.OFLAG_COMPRESSED | 100);
+            f.writeLong(Qcow2Format.OFLAG_COMPRESSED | 100);
         });
         make("ce.img", "cluster_size=4096", f -> { // starts inside the file, runs far past its end
             long len = f.length();
             f.seek(l2Offset(f));
-            f.writeLong(Qcow2Image.OFLAG_COMPRESSED | (15L << 62 - 4) | (len - 100));
+            f.writeLong(Qcow2Format.OFLAG_COMPRESSED | (15L << 62 - 4) | (len - 100));
         });
         for (String n : new String[] {"ch.img", "ce.img"}) {
             byte[] before = Files.readAllBytes(dir.resolve(n));
@@ -125,7 +125,7 @@ class HostileImageMoreTest {
             f.seek(40);
             l1Off[0] = f.readLong();
             f.seek(l2Offset(f) + 8);
-            f.writeLong(Qcow2Image.OFLAG_COPIED | l1Off[0]);
+            f.writeLong(Qcow2Format.OFLAG_COPIED | l1Off[0]);
         });
         byte[] l1Before = Arrays.copyOfRange(Files.readAllBytes(dir.resolve("ov.img")), (int) l1Off[0],
                 (int) l1Off[0] + 4096);

@@ -99,7 +99,7 @@ class HostileImageTest {
         f.seek(40);
         long l1 = f.readLong();
         f.seek(l1);
-        return f.readLong() & Qcow2Image.OFFSET_MASK;
+        return f.readLong() & Qcow2Format.OFFSET_MASK;
     }
 
     @Test
@@ -107,7 +107,7 @@ class HostileImageTest {
         image("out.img", f -> {
             long l2 = l2Offset(f);
             f.seek(l2 + 8);
-            f.writeLong(Qcow2Image.OFLAG_COPIED | (1L << 40));
+            f.writeLong(Qcow2Format.OFLAG_COPIED | (1L << 40));
         });
         image("mis.img", f -> {
             long l2 = l2Offset(f);
@@ -120,12 +120,12 @@ class HostileImageTest {
             f.seek(40);
             long l1 = f.readLong();
             f.seek(l1);
-            f.writeLong(Qcow2Image.OFLAG_COPIED | (1L << 40));
+            f.writeLong(Qcow2Format.OFLAG_COPIED | (1L << 40));
         });
         image("comp.img", f -> {
             long l2 = l2Offset(f);
             f.seek(l2);
-            f.writeLong(Qcow2Image.OFLAG_COMPRESSED | (1L << 39));
+            f.writeLong(Qcow2Format.OFLAG_COMPRESSED | (1L << 39));
         });
         for (String name : new String[] {"out.img", "mis.img", "l2out.img", "comp.img"}) {
             byte[] before = Files.readAllBytes(dir.resolve(name));
