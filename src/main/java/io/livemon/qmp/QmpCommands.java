@@ -196,8 +196,7 @@ final class QmpCommands {
 
     private static Object capabilities(QmpContext c, QmpCommand.Args a) throws QmpException {
         if (c.client().negotiated()) {
-            throw new QmpException(QmpException.COMMAND_NOT_FOUND,
-                    "Capabilities negotiation is already complete, command ignored");
+            throw QmpException.commandNotFound("Capabilities negotiation is already complete, command ignored");
         }
         c.client().setNegotiated(a.has("enable"));
         return Json.obj();
