@@ -75,7 +75,7 @@ public final class BlockErrors {
         return parameterExpects(name, "a non-negative value");
     }
 
-    /** blockdev.c hmp_snapshot_blkdev (and livemon's check of blockdev-snapshot-sync's file). */
+    /** block/monitor/block-hmp-cmds.c hmp_snapshot_blkdev (and livemon's check of blockdev-snapshot-sync's file). */
     public static BlockException snapshotFileMissing() {
         return missingParameter("snapshot-file");
     }
@@ -104,7 +104,7 @@ public final class BlockErrors {
     }
 
     /**
-     * block/qapi-sysemu.c find_device_or_blk, blockdev.c qmp_block_commit, softmmu/qdev-monitor.c
+     * block/qapi-sysemu.c qmp_get_blk, blockdev.c qmp_block_commit, softmmu/qdev-monitor.c
      * find_device_state (class DeviceNotFound); HMP's commit and drive_del print the same text.
      */
     public static BlockException deviceNotFound(String id) {
@@ -489,7 +489,7 @@ public final class BlockErrors {
         return parameterExpects("size", "a >0 size");
     }
 
-    /** block/io.c bdrv_check_qiov_request (via bdrv_co_truncate). */
+    /** block/io.c bdrv_check_qiov_request (bdrv_co_truncate's bdrv_check_request). */
     static BlockException offsetTooLarge(long offset, long max) {
         return generic("offset(" + offset + ") exceeds maximum(" + max + ")");
     }
