@@ -509,7 +509,7 @@ public final class BlockErrors {
         return generic("Can't hot-add drive to type " + interfaceCode);
     }
 
-    // ---------------------------------------------------------------- HMP commit (block/monitor/block-hmp-cmds.c hmp_commit)
+    // ---------------------------------------------------------------- HMP commit (block-hmp-cmds.c hmp_commit)
 
     /** hmp_commit: {@code 'commit' error for 'DEVICE': STRERROR}, with EBUSY's text. */
     static BlockException commitBusy(String device) {
