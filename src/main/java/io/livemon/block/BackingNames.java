@@ -89,7 +89,7 @@ final class BackingNames {
         Path backingFile = backing.image().path();
         if (userGiven) {
             if (!hasProtocol(qemuString) && !leadsTo(graph.cwd(), overlay.filename(), qemuString, backingFile)) {
-                throw BlockException.backingStringDoesNotResolve(qemuString, overlay.filename(), backing.filename());
+                throw BlockErrors.backingStringDoesNotResolve(qemuString, overlay.filename(), backing.filename());
             }
             return qemuString;
         }

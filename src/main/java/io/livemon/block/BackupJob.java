@@ -132,7 +132,7 @@ public final class BackupJob extends Job {
             existing = graph.lookupNode(r.target(), r.target());
             graph.checkNotBusy(existing);
             if (existing.skipFilters() == source) {
-                throw new BlockException("Source and target cannot be the same");
+                throw BlockErrors.sameSourceAndTarget();
             }
         }
         Image target = existing != null ? existing.image() : JobTarget.createAndOpen(graph, source, r.target(),
@@ -141,21 +141,20 @@ public final class BackupJob extends Job {
         try {
             if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
                 if (r.bitmap() == null) {
-                    throw new BlockException("must provide a valid bitmap name for '" + sync.qapiName()
-                            + "' sync mode");
+                    throw BlockErrors.bitmapNameRequired(sync.qapiName());
                 }
             }
             if (r.bitmap() != null) {
-                throw new BlockException("Bitmap '" + r.bitmap() + "' could not be found");
+                throw BlockErrors.bitmapNotFound(r.bitmap());
             }
             if (r.bitmapMode() != null) {
-                throw new BlockException("Cannot specify bitmap sync mode without a bitmap");
+                throw BlockErrors.bitmapModeWithoutBitmap();
             }
             if (r.compress() && !target.supportsCompressedWrites()) {
-                throw new BlockException("Compression is not supported for this drive ");
+                throw BlockErrors.compressionNotSupported();
             }
             if (target.size() != source.size()) {
-                throw new BlockException("Source and target image have different sizes");
+                throw BlockErrors.differentSizes();
             }
             String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
             JobTarget.checkJobId(id);
@@ -176,7 +175,7 @@ public final class BackupJob extends Job {
             if (r.speed() < 0) {
                 // QEMU creates the job before it checks the speed: the job goes from created straight to null.
                 job.discardCreated();
-                throw new BlockException("Parameter 'speed' expects a non-negative value");
+                throw BlockErrors.negativeSpeed();
             }
             job.setLen(job.alignedLen()); // QEMU counts progress in whole job clusters
             job.blocked.add(source);
@@ -191,7 +190,7 @@ public final class BackupJob extends Job {
             if (existing == null) {
                 JobTarget.discard(graph, targetNode, target);
             }
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         } catch (BlockException | RuntimeException e) {
             if (existing == null) {
                 JobTarget.discard(graph, targetNode, target);

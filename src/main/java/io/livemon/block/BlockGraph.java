@@ -2,7 +2,6 @@ package io.livemon.block;
 
 import io.livemon.image.BlkdebugRules;
 import io.livemon.image.Image;
-import io.livemon.image.ImageException;
 import io.livemon.image.Images;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -85,7 +84,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         if (file == null || file.isEmpty()) {
             if (o.format() != null || o.nodeName() != null || o.backingChosen()) {
                 // QEMU: options for a block node, but no file to open it on
-                throw new BlockException("A block device must be specified for \"file\"");
+                throw BlockErrors.blockDeviceRequired("file");
             }
             // an empty drive, as -drive if=none,id=X (or media=cdrom) without a file: medium inserted later
             synchronized (lock) {
@@ -97,7 +96,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
         String format = o.format();
         if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
-            throw new BlockException("Unknown driver '" + format + "'");
+            throw BlockErrors.unknownDriver(format);
         }
         o.cacheModeWords();
         o.discardUnmap();
@@ -112,7 +111,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             try {
                 top = Images.openChain(cwd, file, format, o.readOnly());
             } catch (IOException e) {
-                throw new BlockException(e.getMessage(), e);
+                throw BlockErrors.io(e);
             }
             BlockDevice d = addOpenedDrive(o, top);
             if (format == null && !o.readOnly() && top.format().equals("raw")) {
@@ -134,15 +133,14 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         if (ref != null && !ref.isEmpty()) {
             refNode = findNodeLocked(ref);
             if (refNode == null || refNode.role() != BlockNode.Role.FORMAT) {
-                throw new BlockException("Could not open backing file: "
-                        + BlockException.cannotFind(ref, ref).getMessage());
+                throw BlockErrors.backingNotFound(ref);
             }
         }
         Image top;
         try {
             top = Images.open(cwd, o.file(), o.format(), true);
         } catch (IOException e) {
-            throw new BlockException(e.getMessage(), e);
+            throw BlockErrors.io(e);
         }
         Image chain = null;
         try {
@@ -155,8 +153,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         } catch (IOException e) {
             closeChain(chain);
             DriveOperations.closeQuietly(top);
-            throw new BlockException(ref == null && chain == null ? "Could not open backing file: " + e.getMessage()
-                    : e.getMessage(), e);
+            throw ref == null && chain == null ? BlockErrors.backingOpenFailed(e) : BlockErrors.io(e);
         }
         String header = top.backingFileString();
         top.setBacking(refNode != null ? refNode.image() : chain);
@@ -198,35 +195,33 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             if (proto == null) {
                 existing = findNodeLocked(o.fileRef());
                 if (existing == null) {
-                    throw BlockException.cannotFind(o.fileRef(), o.fileRef());
+                    throw BlockErrors.cannotFind(o.fileRef(), o.fileRef());
                 }
                 checkAdoptable(existing);
             } else if (proto.nodeName() != null && (proto.nodeName().equals(o.nodeName())
                     || findNodeLocked(proto.nodeName()) != null)) {
-                throw new BlockException("Duplicate nodes with node-name='" + proto.nodeName() + "'");
+                throw BlockErrors.duplicateNodeName(proto.nodeName());
             }
             BlockNode backingNode = null;
             if (o.backingInline() != null) {
                 // opened first, as QEMU opens a child; it belongs to its parent, not to the monitor
                 BlockdevOptions bo = o.backingInline();
                 if (bo.nodeName() == null) {
-                    throw new BlockException("livemon needs a 'node-name' for an inline backing node");
+                    throw BlockErrors.inlineBackingNeedsNodeName();
                 }
                 if (bo.nodeName().equals(o.nodeName())) {
-                    throw new BlockException("Duplicate nodes with node-name='" + o.nodeName() + "'");
+                    throw BlockErrors.duplicateNodeName(o.nodeName());
                 }
                 backingNode = addBlockdev(bo);
                 monitorOwned.remove(backingNode);
             }
             if (o.backing() != null) {
                 if (o.backing().equals(o.nodeName())) {
-                    throw new BlockException("Making '" + o.nodeName() + "' a backing child of '" + o.nodeName()
-                            + "' would create a cycle");
+                    throw BlockErrors.backingCycle(o.nodeName(), o.nodeName());
                 }
                 backingNode = findNodeLocked(o.backing());
                 if (backingNode == null || backingNode.role() != BlockNode.Role.FORMAT) {
-                    throw new BlockException("Could not open backing file: "
-                            + BlockException.cannotFind(o.backing(), o.backing()).getMessage());
+                    throw BlockErrors.backingNotFound(o.backing());
                 }
             }
             Image image;
@@ -251,7 +246,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                     } else {
                         DriveOperations.closeQuietly(image);
                     }
-                    throw new BlockException("Could not open backing file: " + e.getMessage(), e);
+                    throw BlockErrors.backingOpenFailed(e);
                 }
             }
             image.setBacking(backingNode != null ? backingNode.image() : chain);
@@ -301,12 +296,11 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                         blkdebugRules(proto));
             }
             if (!proto.driver().equals("file")) {
-                throw new BlockException("livemon supports a '" + o.driver() + "' node only over a 'file' or "
-                        + "'blkdebug' node");
+                throw BlockErrors.unsupportedProtocol(o.driver());
             }
             return Images.open(cwd, proto.filename(), o.driver(), o.readOnly());
         } catch (IOException e) {
-            throw new BlockException(e.getMessage(), e);
+            throw BlockErrors.io(e);
         }
     }
 
@@ -316,7 +310,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             BlkdebugRules rules = dbg.config() == null ? BlkdebugRules.none() : BlkdebugRules.read(cwd, dbg.config());
             return rules.with(BlkdebugRules.fromGroups(dbg.injectErrors(), dbg.setStates()));
         } catch (IOException e) {
-            throw new BlockException(e.getMessage(), e);
+            throw BlockErrors.io(e);
         }
     }
 
@@ -351,11 +345,11 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                     if (o.imageRef() != null) {
                         file = findNodeLocked(o.imageRef());
                         if (file == null) {
-                            throw BlockException.cannotFind(o.imageRef(), o.imageRef());
+                            throw BlockErrors.cannotFind(o.imageRef(), o.imageRef());
                         }
                         checkAdoptable(file);
                         if (!file.driver().equals("file")) {
-                            throw new BlockException("livemon supports only a 'file' image under blkdebug");
+                            throw BlockErrors.blkdebugNeedsFile();
                         }
                     } else {
                         BlockdevOptions img = o.image();
@@ -381,18 +375,17 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         try {
             return Images.open(cwd, filename, "raw", readOnly);
         } catch (IOException e) {
-            throw new BlockException(e.getMessage(), e);
+            throw BlockErrors.io(e);
         }
     }
 
     /** A protocol node a format node may be opened over: a file or blkdebug node nothing else uses yet. */
     private void checkAdoptable(BlockNode n) throws BlockException {
         if (n.role() != BlockNode.Role.PROTOCOL || n.driver().equals("null-co")) {
-            throw new BlockException("livemon opens a node by reference only over a 'file' or 'blkdebug' node, "
-                    + "not over '" + n.name() + "' (" + n.driver() + ")");
+            throw BlockErrors.notAdoptable(n.name(), n.driver());
         }
         if (parentNodes(n) > 0) {
-            throw new BlockException("livemon does not open a second node over '" + n.name() + "'");
+            throw BlockErrors.secondNodeOver(n.name());
         }
     }
 
@@ -412,7 +405,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                     : Images.open(cwd, filename, o.driver(), readOnly);
         } catch (IOException e) {
             protocolChild(proto, openFileNode(filename, file.fixedReadOnly()));
-            throw new BlockException(e.getMessage(), e);
+            throw BlockErrors.io(e);
         }
     }
 
@@ -453,7 +446,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     private String checkDriveIdFree(DriveOptions o) throws BlockException {
         String id = o.id() != null ? o.id() : defaultDriveId(o.interfaceType());
         if (devices.containsKey(id)) {
-            throw new BlockException("Duplicate ID '" + id + "' for drive");
+            throw BlockErrors.duplicateDriveId(id);
         }
         return id;
     }
@@ -506,7 +499,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
 
     private void checkNodeNameFree(String name) throws BlockException {
         if (name != null && findNodeLocked(name) != null) {
-            throw new BlockException("Duplicate nodes with node-name='" + name + "'");
+            throw BlockErrors.duplicateNodeName(name);
         }
     }
 
@@ -549,7 +542,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         try {
             chain = Images.openChain(cwd, Images.pathCombine(image.filename(), b), image.backingFormatString(), true);
         } catch (IOException e) {
-            throw new BlockException("Could not open backing file: " + e.getMessage(), e);
+            throw BlockErrors.backingOpenFailed(e);
         }
         synchronized (lock) {
             try {
@@ -620,22 +613,22 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             n = findNodeLocked(name);
             if (n == null || n.autoNamed()) {
-                throw new BlockException("Failed to find node with node-name='" + name + "'");
+                throw BlockErrors.nodeNotFound(name);
             }
             for (BlockDevice d : devices.values()) {
                 if (d.root() == n) {
-                    throw new BlockException("Node " + name + " is in use");
+                    throw BlockErrors.nodeInUse(name);
                 }
             }
             Job j = blockers.get(n.skipFilters());
             if (j != null) {
-                throw BlockException.busy(name, j);
+                throw BlockErrors.busy(name, j);
             }
             if (!monitorOwned.contains(n)) {
-                throw new BlockException("Node " + name + " is not owned by the monitor");
+                throw BlockErrors.notMonitorOwned(name);
             }
             if (parentNodes(n) > 0) {
-                throw new BlockException("Block device " + name + " is in use");
+                throw BlockErrors.blockDeviceInUse(name);
             }
             monitorOwned.remove(n);
             BlockNode proto = n.child();
@@ -778,20 +771,20 @@ public final class BlockGraph implements JobContext, AutoCloseable {
      */
     public String attachDevice(String model, String id, String drive) throws BlockException {
         if (!DeviceModels.known(model)) {
-            throw new BlockException("'" + model + "' is not a valid device model name");
+            throw BlockErrors.invalidDeviceModel(model);
         }
         synchronized (lock) {
             if (id != null && guestDevices.containsKey(id)) {
-                throw new BlockException("Duplicate device ID '" + id + "'");
+                throw BlockErrors.duplicateDeviceId(id);
             }
             BlockDevice d = null;
             if (drive != null) {
                 d = devices.get(drive);
                 if (d == null) {
-                    throw new BlockException("Property '" + model + ".drive' can't find value '" + drive + "'");
+                    throw BlockErrors.driveValueNotFound(model, drive);
                 }
                 if (d.attachedTo() != null) {
-                    throw new BlockException("Drive '" + drive + "' is already in use by another device");
+                    throw BlockErrors.driveInUseByDevice(drive);
                 }
             }
             String key = id != null ? id : "/machine/peripheral-anon/device[" + anonymousDevices++ + "]";
@@ -818,7 +811,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         String drive;
         synchronized (lock) {
             if (!guestDevices.containsKey(id)) {
-                throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + id + "' not found");
+                throw BlockErrors.deviceNotFound(id);
             }
             drive = guestDevices.remove(id);
         }
@@ -895,7 +888,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         try {
             top = Images.openChain(cwd, file, format, readOnly);
         } catch (IOException e) {
-            throw new BlockException(e.getMessage(), e);
+            throw BlockErrors.io(e);
         }
         if (d.root() != null) {
             removeMedium(d);
@@ -960,7 +953,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                 }
                 if (d != null) {
                     // bdrv_lookup_bs: a drive of that name decides, even when empty
-                    throw new BlockException("Device '" + device + "' has no medium");
+                    throw BlockErrors.noMedium(device);
                 }
             }
             if (nodeName != null) {
@@ -969,7 +962,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
                     return n;
                 }
             }
-            throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+            throw BlockErrors.cannotFind(device, nodeName);
         }
     }
 
@@ -1032,7 +1025,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             Job j = blockers.get(node.skipFilters());
             if (j != null) {
-                throw BlockException.busy(deviceOrNodeName(node), j);
+                throw BlockErrors.busy(deviceOrNodeName(node), j);
             }
         }
     }
@@ -1049,7 +1042,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     void startJob(Job job) throws BlockException {
         synchronized (lock) {
             if (jobs.containsKey(job.id())) {
-                throw new BlockException("Job ID '" + job.id() + "' already in use");
+                throw BlockErrors.jobIdInUse(job.id());
             }
             for (BlockNode n : job.blockedNodes()) {
                 checkNotBusy(n);
@@ -1099,7 +1092,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             Job j = jobs.get(id);
             if (j == null) {
-                throw BlockException.jobNotFound(id);
+                throw BlockErrors.jobNotFound(id);
             }
             return j;
         }
@@ -1110,7 +1103,7 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         synchronized (lock) {
             Job j = jobs.get(id);
             if (j == null) {
-                throw new BlockException("Job not found");
+                throw BlockErrors.noSuchJob();
             }
             return j;
         }
@@ -1236,13 +1229,5 @@ public final class BlockGraph implements JobContext, AutoCloseable {
             nodes.clear();
             devices.clear();
         }
-    }
-
-    static BlockException wrap(IOException e) {
-        if (e instanceof ImageException) {
-            return new BlockException(e.getMessage(), e);
-        }
-        String m = e.getMessage();
-        return new BlockException(m == null ? "Input/output error" : m, e);
     }
 }

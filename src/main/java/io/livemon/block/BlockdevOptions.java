@@ -92,7 +92,7 @@ public final class BlockdevOptions {
 
     private static BlockdevOptions root(BlockdevOptions o) throws BlockException {
         if (o.nodeName == null) {
-            throw new BlockException("'node-name' must be specified for the root node");
+            throw BlockErrors.rootNodeNameRequired();
         }
         return o;
     }
@@ -129,7 +129,7 @@ public final class BlockdevOptions {
                 continue;
             }
             if (eq < 0) {
-                throw new BlockException("Expected '=' after parameter '" + p + "'");
+                throw BlockErrors.expectedEquals(p);
             }
             String[] path = p.substring(0, eq).split("\\.", -1);
             Map<String, Object> m = root;
@@ -151,24 +151,24 @@ public final class BlockdevOptions {
     private static BlockdevOptions parse(Map<String, Object> m, String prefix, boolean dotted) throws BlockException {
         Object drv = m.get("driver");
         if (drv == null) {
-            throw new BlockException("Parameter '" + prefix + "driver' is missing");
+            throw BlockErrors.missingParameter(prefix + "driver");
         }
         String driver = str(m, "driver", prefix);
         Set<String> own = DRIVER_KEYS.get(driver);
         if (own == null) {
             if (OTHER_QEMU_DRIVERS.contains(driver)) {
-                throw new BlockException("livemon does not support the block driver '" + driver + "'");
+                throw BlockErrors.driverNotSupported(driver);
             }
-            throw new BlockException("Parameter '" + prefix + "driver' does not accept value '" + driver + "'");
+            throw BlockErrors.valueNotAccepted(prefix + "driver", driver);
         }
         for (String k : m.keySet()) {
             if (!BASE.contains(k) && !own.contains(k)) {
-                throw new BlockException("Parameter '" + prefix + k + "' is unexpected");
+                throw BlockErrors.unexpectedParameter(prefix + k);
             }
         }
         String nodeName = m.containsKey("node-name") ? str(m, "node-name", prefix) : null;
         if (nodeName != null && !NODE_NAME.matcher(nodeName).matches()) {
-            throw new BlockException("Invalid node-name: '" + nodeName + "'");
+            throw BlockErrors.invalidNodeName(nodeName);
         }
         boolean readOnly = bool(m, "read-only", prefix, dotted);
         BlockdevOptions o = parseDriver(m, prefix, dotted, driver, nodeName, readOnly);
@@ -176,19 +176,17 @@ public final class BlockdevOptions {
         if (m.containsKey("discard")) {
             String d = str(m, "discard", prefix);
             if (!d.equals("ignore") && !d.equals("unmap")) {
-                throw new BlockException("Parameter '" + prefix + "discard' does not accept value '" + d + "'");
+                throw BlockErrors.valueNotAccepted(prefix + "discard", d);
             }
             o.discardUnmap = d.equals("unmap");
         }
         if (m.containsKey("detect-zeroes")) {
             String z = str(m, "detect-zeroes", prefix);
             if (!z.equals("off") && !z.equals("on") && !z.equals("unmap")) {
-                throw new BlockException("Parameter '" + prefix + "detect-zeroes' does not accept value '" + z
-                        + "'");
+                throw BlockErrors.valueNotAccepted(prefix + "detect-zeroes", z);
             }
             if (z.equals("unmap") && !o.discardUnmap) {
-                throw new BlockException("setting detect-zeroes to unmap is not allowed without setting discard "
-                        + "operation to unmap");
+                throw BlockErrors.detectZeroesUnmapWithoutDiscard();
             }
             o.detectZeroes = z;
         }
@@ -211,8 +209,7 @@ public final class BlockdevOptions {
                     } else if (b instanceof Map && driver.equals("qcow2")) {
                         backingInline = child(m, "backing", prefix, dotted);
                     } else {
-                        throw new BlockException("Invalid parameter type for '" + prefix
-                                + "backing', expected: BlockdevRefOrNull");
+                        throw BlockErrors.invalidParameterType(prefix + "backing", "BlockdevRefOrNull");
                     }
                 }
                 BlockdevOptions o = new BlockdevOptions(driver, nodeName, readOnly, file, backingGiven, backing, null,
@@ -228,7 +225,7 @@ public final class BlockdevOptions {
                     o.nullSize = number(m, "size", prefix, dotted);
                     if (o.nullSize < 0) {
                         // QEMU 7.2 aborts on a negative size (newcomer trial); refused here
-                        throw new BlockException("Parameter '" + prefix + "size' expects a non-negative value");
+                        throw BlockErrors.nonNegativeExpected(prefix + "size");
                     }
                 }
                 o.readZeroes = bool(m, "read-zeroes", prefix, dotted);
@@ -236,7 +233,7 @@ public final class BlockdevOptions {
             }
             case "file" -> {
                 if (!m.containsKey("filename")) {
-                    throw new BlockException("Parameter '" + prefix + "filename' is missing");
+                    throw BlockErrors.missingParameter(prefix + "filename");
                 }
                 return new BlockdevOptions(driver, nodeName, readOnly, null, false, null,
                         str(m, "filename", prefix), null, null);
@@ -245,7 +242,7 @@ public final class BlockdevOptions {
                 String imageRef = reference(m, "image");
                 BlockdevOptions image = imageRef != null ? null : child(m, "image", prefix, dotted);
                 if (image != null && !image.driver.equals("file")) {
-                    throw new BlockException("livemon supports only a 'file' image under blkdebug");
+                    throw BlockErrors.blkdebugNeedsFile();
                 }
                 String config = m.containsKey("config") ? str(m, "config", prefix) : null;
                 BlockdevOptions o = new BlockdevOptions(driver, nodeName, readOnly, null, false, null, null, config,
@@ -279,12 +276,12 @@ public final class BlockdevOptions {
         } else if (v instanceof Map<?, ?> dotted) {
             items = new java.util.TreeMap<>(dotted).values(); // dotted syntax: inject-error.0.event=...
         } else {
-            throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: array");
+            throw BlockErrors.invalidParameterType(prefix + key, "array");
         }
         List<Map<String, String>> groups = new java.util.ArrayList<>();
         for (Object item : items) {
             if (!(item instanceof Map<?, ?> r)) {
-                throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: object");
+                throw BlockErrors.invalidParameterType(prefix + key, "object");
             }
             Map<String, String> g = new LinkedHashMap<>();
             for (Map.Entry<?, ?> e : r.entrySet()) {
@@ -311,21 +308,20 @@ public final class BlockdevOptions {
                 // falls through to QEMU's type error
             }
         }
-        throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: integer");
+        throw BlockErrors.invalidParameterType(prefix + key, "integer");
     }
 
     @SuppressWarnings("unchecked")
     private static BlockdevOptions child(Map<String, Object> m, String key, String prefix, boolean dotted) throws BlockException {
         Object v = m.get(key);
         if (v == null) {
-            throw new BlockException("Parameter '" + prefix + key + "' is missing");
+            throw BlockErrors.missingParameter(prefix + key);
         }
         if (v instanceof String s) {
-            throw new BlockException("livemon does not support a node reference ('" + s + "') for '" + prefix + key
-                    + "': give the child inline");
+            throw BlockErrors.nodeReferenceNotSupported(s, prefix + key);
         }
         if (!(v instanceof Map)) {
-            throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: BlockdevRef");
+            throw BlockErrors.invalidParameterType(prefix + key, "BlockdevRef");
         }
         return parse((Map<String, Object>) v, prefix + key + ".", dotted);
     }
@@ -333,7 +329,7 @@ public final class BlockdevOptions {
     private static String str(Map<String, Object> m, String key, String prefix) throws BlockException {
         Object v = m.get(key);
         if (!(v instanceof String s)) {
-            throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: string");
+            throw BlockErrors.invalidParameterType(prefix + key, "string");
         }
         return s;
     }
@@ -359,7 +355,7 @@ public final class BlockdevOptions {
                 }
             }
         }
-        throw new BlockException("Invalid parameter type for '" + prefix + key + "', expected: boolean");
+        throw BlockErrors.invalidParameterType(prefix + key, "boolean");
     }
 
     public String driver() {

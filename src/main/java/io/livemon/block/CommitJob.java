@@ -121,37 +121,37 @@ public final class CommitJob extends Job {
 
         BlockNode top = bs;
         if (r.topNode() != null && r.top() != null) {
-            throw new BlockException("'top-node' and 'top' are mutually exclusive");
+            throw BlockErrors.mutuallyExclusive("top-node", "top");
         } else if (r.topNode() != null) {
             top = graph.findNode(r.topNode());
             if (top == null) {
-                throw BlockException.cannotFind("", r.topNode());
+                throw BlockErrors.cannotFind("", r.topNode());
             }
             if (!chainContains(bs, top)) {
-                throw new BlockException("'" + r.topNode() + "' is not in this backing file chain");
+                throw BlockErrors.notInThisChain(r.topNode());
             }
         } else if (r.top() != null && !bs.filename().equals(r.top())) {
             top = BackingNames.findBackingImage(graph, bs, r.top());
             if (top == null) {
-                throw new BlockException("Top image file " + r.top() + " not found");
+                throw BlockErrors.topNotFound(r.top());
             }
         }
 
         BlockNode base;
         if (r.baseNode() != null && r.base() != null) {
-            throw new BlockException("'base-node' and 'base' are mutually exclusive");
+            throw BlockErrors.mutuallyExclusive("base-node", "base");
         } else if (r.baseNode() != null) {
             base = graph.findNode(r.baseNode());
             if (base == null) {
-                throw BlockException.cannotFind("", r.baseNode());
+                throw BlockErrors.cannotFind("", r.baseNode());
             }
             if (!chainContains(top, base)) {
-                throw new BlockException("'" + r.baseNode() + "' is not in this backing file chain");
+                throw BlockErrors.notInThisChain(r.baseNode());
             }
         } else if (r.base() != null) {
             base = BackingNames.findBackingImage(graph, top, r.base());
             if (base == null) {
-                throw new BlockException("Can't find '" + r.base() + "' in the backing chain");
+                throw BlockErrors.notInBackingChain(r.base());
             }
         } else {
             base = top;
@@ -166,7 +166,7 @@ public final class CommitJob extends Job {
             checkNotBusy(graph, n, bs);
         }
         if (top == base) {
-            throw new BlockException("cannot commit an image into itself");
+            throw BlockErrors.commitIntoItself();
         }
 
         BlockDevice device = graph.deviceOf(bs);
@@ -174,12 +174,12 @@ public final class CommitJob extends Job {
         BlockNode overlay = null;
         if (activeCommit) {
             if (r.backingFile() != null) {
-                throw new BlockException("'backing-file' specified, but 'top' is the active layer");
+                throw BlockErrors.backingFileForActiveLayer();
             }
         } else {
             overlay = graph.overlayOf(top);
             if (overlay == null) {
-                throw new BlockException("Could not find overlay image for " + top.filename() + ":");
+                throw BlockErrors.overlayNotFound(top.filename());
             }
             checkNotBusy(graph, overlay, bs);
         }
@@ -199,7 +199,7 @@ public final class CommitJob extends Job {
         if (r.speed() < 0) {
             // QEMU creates the job before it checks the speed: the job goes from created straight to null.
             job.discardCreated();
-            throw new BlockException("Parameter 'speed' expects a non-negative value");
+            throw BlockErrors.negativeSpeed();
         }
         // QEMU blocks the device's node (the job's main node), the overlay of top, top…above-base and base.
         job.blocked.add(bs);
@@ -220,7 +220,7 @@ public final class CommitJob extends Job {
                 base.image().setReadOnly(false);
             }
         } catch (IOException e) {
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
         try {
             if (activeCommit) {
@@ -244,11 +244,11 @@ public final class CommitJob extends Job {
         BlockDevice d = graph.device(name);
         BlockNode n = d != null && d.root() != null ? d.root() : graph.findNode(name);
         if (n == null) {
-            throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + name + "' not found");
+            throw BlockErrors.deviceNotFound(name);
         }
         if (n.isFilter() || n.role() != BlockNode.Role.FORMAT || graph.overlayOf(n) != null
                 || graph.blocker(n) != null) {
-            throw new BlockException("Need a root block node");
+            throw BlockErrors.needRootNode();
         }
         return n;
     }
@@ -274,7 +274,7 @@ public final class CommitJob extends Job {
         BlockNode f = j.filter;
         String name = f != null && f.child() == n && n != bs && graph.deviceOf(n) == null ? f.name()
                 : graph.deviceOrNodeName(n);
-        throw BlockException.busy(name, j);
+        throw BlockErrors.busy(name, j);
     }
 
     @Override

@@ -22,7 +22,7 @@ public final class DriveCommit {
             for (BlockDevice d : graph.devices()) {
                 if (d.root() != null && d.root().skipFilters().backing() != null) {
                     if (busy(graph, d)) {
-                        throw error("all", "Device or resource busy");
+                        throw BlockErrors.commitBusy("all");
                     }
                     commitDevice(graph, d);
                 }
@@ -31,18 +31,18 @@ public final class DriveCommit {
         }
         BlockDevice d = graph.device(deviceName);
         if (d == null || d.root() == null) {
-            throw new BlockException("Device '" + deviceName + "' not found");
+            throw BlockErrors.deviceNotFound(deviceName);
         }
         // QEMU's bdrv_commit, past the implicit filters: no backing file (ENOTSUP) before busy (EBUSY)
         if (d.root().skipFilters().backing() == null) {
-            throw error(deviceName, "Operation not supported");
+            throw BlockErrors.commitNotSupported(deviceName);
         }
         if (busy(graph, d)) {
-            throw error(deviceName, "Device or resource busy");
+            throw BlockErrors.commitBusy(deviceName);
         }
         if (d.root().skipFilters().image().isReadOnly()) {
             // QEMU's bdrv_commit refuses a read-only top before it touches the backing file (EPERM)
-            throw error(deviceName, "Operation not permitted");
+            throw BlockErrors.commitNotPermitted(deviceName);
         }
         commitDevice(graph, d);
     }
@@ -50,11 +50,6 @@ public final class DriveCommit {
     /** A job holds the drive, or a job's filter stands at its root. */
     private static boolean busy(BlockGraph graph, BlockDevice d) {
         return graph.blocker(d.root()) != null || d.root().isFilter();
-    }
-
-    /** QEMU's hmp_commit text: {@code 'commit' error for 'DEVICE': STRERROR}. */
-    private static BlockException error(String device, String strerror) {
-        return new BlockException("'commit' error for '" + device + "': " + strerror);
     }
 
     private static void commitDevice(BlockGraph graph, BlockDevice d) throws BlockException {
@@ -90,13 +85,13 @@ public final class DriveCommit {
             topImage.makeEmpty();
             topImage.flush();
         } catch (IOException e) {
-            throw new BlockException("'commit' error for '" + d.id() + "': " + e.getMessage(), e);
+            throw BlockErrors.commitFailed(d.id(), e);
         } finally {
             if (wasReadOnly) {
                 try {
                     backing.setReadOnly(true);
                 } catch (IOException e) {
-                    throw new BlockException("'commit' error for '" + d.id() + "': " + e.getMessage(), e);
+                    throw BlockErrors.commitFailed(d.id(), e);
                 }
             }
         }

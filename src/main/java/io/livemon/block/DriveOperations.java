@@ -34,9 +34,9 @@ public final class DriveOperations {
         if (d == null) {
             BlockNode n = graph.findNode(id);
             if (n != null) {
-                throw new BlockException("Node " + id + " is in use");
+                throw BlockErrors.nodeInUse(id);
             }
-            throw new BlockException("Device '" + id + "' not found");
+            throw BlockErrors.deviceNotFound(id);
         }
         if (d.root() != null) {
             graph.checkNotBusy(d.root());
@@ -55,29 +55,29 @@ public final class DriveOperations {
         if (d != null && d.root() != null) {
             node = d.root();
             if (graph.blocker(node) != null || node.isFilter()) {
-                throw new BlockException("Device '" + device + "' is in use");
+                throw BlockErrors.deviceInUse(device);
             }
         } else if (device == null && nodeName != null && graph.findNode(nodeName) != null) {
             node = graph.findNode(nodeName);
             if (graph.blocker(node) != null) {
                 // QEMU 7.2's qmp_block_resize formats the absent device argument: "(null)" is its literal text
-                throw new BlockException("Device '(null)' is in use");
+                throw BlockErrors.deviceInUse(null);
             }
         } else if (d != null) {
-            throw new BlockException("Device '" + device + "' has no medium"); // bdrv_lookup_bs: an empty drive
+            throw BlockErrors.noMedium(device); // bdrv_lookup_bs: an empty drive
         } else {
-            throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+            throw BlockErrors.cannotFind(device, nodeName);
         }
         if (size < 0) {
-            throw new BlockException("Parameter 'size' expects a >0 size");
+            throw BlockErrors.negativeSize();
         }
         if (size > MAX_LENGTH) {
-            throw new BlockException("offset(" + size + ") exceeds maximum(" + MAX_LENGTH + ")");
+            throw BlockErrors.offsetTooLarge(size, MAX_LENGTH);
         }
         try {
             node.skipFilters().image().resize(size);
         } catch (IOException e) {
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
     }
 
@@ -88,10 +88,10 @@ public final class DriveOperations {
     public static void eject(BlockGraph graph, String id, boolean force) throws BlockException {
         BlockDevice d = graph.device(id);
         if (d == null) {
-            throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + id + "' not found");
+            throw BlockErrors.deviceNotFound(id);
         }
         if (!d.removable()) {
-            throw new BlockException("Device '" + id + "' is not removable");
+            throw BlockErrors.notRemovable(id);
         }
         if (d.root() != null) {
             graph.checkNotBusy(d.root());
@@ -104,13 +104,13 @@ public final class DriveOperations {
                                     String readOnlyMode) throws BlockException {
         BlockDevice d = graph.device(id);
         if (d == null) {
-            throw new BlockException(BlockException.ErrorClass.DEVICE_NOT_FOUND, "Device '" + id + "' not found");
+            throw BlockErrors.deviceNotFound(id);
         }
         if (readOnlyMode != null && !List.of("retain", "read-only", "read-write").contains(readOnlyMode)) {
-            throw new BlockException("invalid parameter value: " + readOnlyMode);
+            throw BlockErrors.invalidParameterValue(readOnlyMode);
         }
         if (!d.removable()) {
-            throw new BlockException("Device '" + id + "' is not removable");
+            throw BlockErrors.notRemovable(id);
         }
         if (d.root() != null) {
             graph.checkNotBusy(d.root());

@@ -37,7 +37,7 @@ public final class DriveOptions {
                     key = "file";
                     value = part;
                 } else {
-                    throw new BlockException("Invalid parameter '" + part + "'");
+                    throw BlockErrors.invalidParameter(part);
                 }
             } else {
                 key = part.substring(0, eq);
@@ -45,7 +45,7 @@ public final class DriveOptions {
             }
             if (!KNOWN.contains(key) && !key.startsWith("backing.") && !key.startsWith("file.")) {
                 String fmt = values.getOrDefault("format", "qcow2");
-                throw new BlockException("Block format '" + fmt + "' does not support the option '" + key + "'");
+                throw BlockErrors.unsupportedOption(fmt, key);
             }
             values.put(key, value);
         }
@@ -116,7 +116,7 @@ public final class DriveOptions {
         return switch (d) {
             case "ignore", "off" -> false;
             case "unmap", "on" -> true;
-            default -> throw new BlockException("Invalid discard option");
+            default -> throw BlockErrors.invalidDiscard();
         };
     }
 
@@ -127,7 +127,7 @@ public final class DriveOptions {
     public String detectZeroes() throws BlockException {
         String z = values.getOrDefault("detect-zeroes", "off");
         if (!z.equals("off") && !z.equals("on") && !z.equals("unmap")) {
-            throw new BlockException("invalid parameter value: " + z);
+            throw BlockErrors.invalidParameterValue(z);
         }
         return z;
     }
@@ -176,7 +176,7 @@ public final class DriveOptions {
             case "none" -> "writeback, direct";
             case "directsync" -> "writethrough, direct";
             case "unsafe" -> "writeback, ignore flushes";
-            default -> throw new BlockException("invalid cache option");
+            default -> throw BlockErrors.invalidCache();
         };
     }
 }

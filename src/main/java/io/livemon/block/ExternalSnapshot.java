@@ -36,9 +36,9 @@ public final class ExternalSnapshot {
         try (BlockGraph.Drained drained = graph.drainForTransaction(top)) {
             if (top == null) {
                 if (d != null) {
-                    throw new BlockException("Device '" + device + "' has no medium"); // bdrv_lookup_bs: empty drive
+                    throw BlockErrors.noMedium(device); // bdrv_lookup_bs: empty drive
                 }
-                throw BlockException.cannotFind(device == null ? "" : device, nodeName == null ? "" : nodeName);
+                throw BlockErrors.cannotFind(device, nodeName);
             }
             return takeDrained(graph, d, top, file, format, reuse, newNodeName, stdout);
         }
@@ -48,25 +48,25 @@ public final class ExternalSnapshot {
                                          boolean reuse, String newNodeName, Consumer<String> stdout)
             throws BlockException {
         if (file == null) {
-            throw new BlockException("Parameter 'snapshot-file' is missing");
+            throw BlockErrors.snapshotFileMissing();
         }
         graph.checkNotBusy(top);
         BlockNode oldTop = top.skipFilters();
         BlockNode existingOverlay = graph.overlayOf(oldTop);
         if (existingOverlay != null) {
-            throw BlockException.usedAsBacking(oldTop.name(), existingOverlay.name());
+            throw BlockErrors.usedAsBacking(oldTop.name(), existingOverlay.name());
         }
         if (newNodeName != null && graph.findNode(newNodeName) != null) {
-            throw new BlockException("New overlay node-name already in use");
+            throw BlockErrors.overlayNodeNameInUse();
         }
         String fmt = format == null ? "qcow2" : format;
         if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
-            throw new BlockException("Unknown file format '" + fmt + "'");
+            throw BlockErrors.unknownFormat(fmt);
         }
         Image oldImage = oldTop.image();
         if (!reuse) {
             if (fmt.equals("raw")) {
-                throw new BlockException("Backing file not supported for file format 'raw'");
+                throw BlockErrors.rawHasNoBacking();
             }
             // QEMU writes the old top's name as opened ("file-E.img" into sub/snap.img, where it does not resolve);
             // its Formatting line shows that string, the header gets one that leads to the old top (BackingNames).
@@ -74,19 +74,19 @@ public final class ExternalSnapshot {
         }
         if (fmt.equals("raw")) {
             // QEMU 7.2's external_snapshot_prepare: a raw overlay cannot carry the old top as its backing file
-            throw new BlockException("The overlay does not support backing images");
+            throw BlockErrors.overlayWithoutBacking();
         }
         Image overlay;
         try {
             overlay = Images.open(graph.cwd(), file, fmt, false);
         } catch (IOException e) {
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
         try {
             overlay.setBacking(oldImage);
         } catch (RuntimeException e) {
             DriveOperations.closeQuietly(overlay);
-            throw new BlockException(e.getMessage() == null ? e.toString() : e.getMessage(), e);
+            throw BlockErrors.unchecked(e);
         }
         // Switch the drive first, then reopen the old top read-only: a guest write that is already on its way to
         // the old top still lands (it came before the snapshot), and no new write finds a read-only disk.
@@ -104,7 +104,7 @@ public final class ExternalSnapshot {
                 graph.setRoot(d, oldTop);
             }
             graph.dropNodes(java.util.List.of(overlayNode));
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
         return overlayNode;
     }

@@ -196,14 +196,13 @@ public abstract class Job {
 
     private void checkVerb(JobVerb verb) throws BlockException {
         if (!verb.allowedIn(status)) {
-            throw new BlockException("Job '" + id + "' in state '" + status.qapiName()
-                    + "' cannot accept command verb '" + verb.qapiName() + "'");
+            throw BlockErrors.verbNotAllowed(id, status, verb);
         }
     }
 
     public void setSpeed(long speed) throws BlockException {
         if (speed < 0) {
-            throw new BlockException("Parameter 'speed' expects a non-negative value");
+            throw BlockErrors.negativeSpeed();
         }
         lock.lock();
         try {
@@ -226,7 +225,7 @@ public abstract class Job {
         try {
             checkVerb(JobVerb.PAUSE);
             if (userPaused) {
-                throw new BlockException("Job is already paused");
+                throw BlockErrors.alreadyPaused();
             }
             userPaused = true;
             pauseCount++;
@@ -248,7 +247,7 @@ public abstract class Job {
         try {
             epoch = pauseEpoch;
             if (!userPaused) {
-                throw new BlockException("Can't resume a job that was not paused");
+                throw BlockErrors.notPaused();
             }
             checkVerb(JobVerb.RESUME);
             userPaused = false;
@@ -291,7 +290,7 @@ public abstract class Job {
         try {
             checkVerb(JobVerb.CANCEL);
             if (!force && userPaused) {
-                throw new BlockException("The block job for device '" + id + "' is currently paused");
+                throw BlockErrors.jobPaused(id);
             }
             if (status == JobStatus.CONCLUDED) {
                 return;

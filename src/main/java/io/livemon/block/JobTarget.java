@@ -64,24 +64,23 @@ final class JobTarget {
         Image src = source.image();
         String fmt = format != null ? format : reuse ? null : src.format();
         if (fmt != null && !fmt.equals("qcow2") && !fmt.equals("raw")) {
-            throw new BlockException("Unknown file format '" + fmt + "'");
+            throw BlockErrors.unknownFormat(fmt);
         }
         if (!reuse) {
             if (backing != null) {
                 if (fmt.equals("raw")) {
-                    throw new BlockException("Backing file not supported for file format 'raw'");
+                    throw BlockErrors.rawHasNoBacking();
                 }
                 String qemuString = backing.displayName();
                 try {
                     Images.checkBackingNotSelf(file, qemuString); // bdrv_img_create checks this before the open
                 } catch (ImageException e) {
-                    throw BlockGraph.wrap(e);
+                    throw BlockErrors.ioOrEio(e);
                 }
                 if (openBacking && !BackingNames.hasProtocol(qemuString)) {
                     String combined = Images.pathCombine(file, qemuString);
                     if (!Files.exists(graph.cwd().resolve(combined))) {
-                        throw new BlockException("Could not open '" + combined + "': No such file or directory\n"
-                                + "Could not open backing image.");
+                        throw BlockErrors.backingImageMissing(combined);
                     }
                 }
             }
@@ -94,7 +93,7 @@ final class JobTarget {
             }
             return img;
         } catch (IOException e) {
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
     }
 
@@ -118,7 +117,7 @@ final class JobTarget {
         try {
             Images.create(graph.cwd(), file, fmt, size, shown, written, stdout);
         } catch (IOException e) {
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
     }
 
@@ -139,7 +138,7 @@ final class JobTarget {
 
     static void checkJobId(String id) throws BlockException {
         if (!id.matches("[A-Za-z][A-Za-z0-9_.\\-]*")) {
-            throw new BlockException("Invalid job ID '" + id + "'");
+            throw BlockErrors.invalidJobId(id);
         }
     }
 }

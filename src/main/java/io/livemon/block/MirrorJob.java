@@ -124,7 +124,7 @@ public final class MirrorJob extends Job {
         BlockDevice device = graph.deviceOf(named);
         // qmp_get_root_bs: a node below a filter, another node or a job's own parent is no root node
         if ((device != null && device.root() != named) || !graph.isRootNode(named)) {
-            throw new BlockException("Need a root block node");
+            throw BlockErrors.needRootNode();
         }
         BlockNode source = named;
         JobTarget.Sync sync = JobTarget.Sync.fromQapi(r.sync());
@@ -135,7 +135,7 @@ public final class MirrorJob extends Job {
             return startOnNode(graph, r, device, source, sync);
         }
         if (r.nodeName() != null && graph.findNode(r.nodeName()) != null) {
-            throw new BlockException("Duplicate nodes with node-name='" + r.nodeName() + "'");
+            throw BlockErrors.duplicateNodeName(r.nodeName());
         }
         BlockNode backing = r.reuse() ? null : JobTarget.backingFor(source, sync);
         Image target = JobTarget.createAndOpen(graph, source, r.target(), r.format(), r.reuse(), backing, stdout);
@@ -190,22 +190,22 @@ public final class MirrorJob extends Job {
         // source's own backing above all, is never written over by a mirror (newcomer trial: data loss otherwise)
         BlockNode overlay = graph.overlayOf(target.skipFilters());
         if (overlay != null) {
-            throw BlockException.usedAsBacking(graph.deviceOrNodeName(target), overlay.name()); // named when attached
+            throw BlockErrors.usedAsBacking(graph.deviceOrNodeName(target), overlay.name()); // named when attached
         }
         checkArguments(r, sync);
         if (target.skipFilters() == source) {
-            throw new BlockException("Can't mirror node into itself");
+            throw BlockErrors.mirrorIntoItself();
         }
         if (graph.deviceOf(target) != null && graph.deviceOf(target).root().skipFilters() == target.skipFilters()) {
             // QEMU starts the job and fails on the permission conflict of two writers; livemon refuses at once
-            throw new BlockException("Cannot mirror to an attached block device");
+            throw BlockErrors.mirrorToAttachedDevice();
         }
         if (!graph.isRootNode(target)) {
-            throw new BlockException("Cannot mirror to a node that another node uses");
+            throw BlockErrors.mirrorToUsedNode();
         }
         if (target.fixedReadOnly()) {
             // the job needs to write the target (QEMU: the permission check of mirror_start_job)
-            throw new BlockException("Block node is read-only");
+            throw BlockErrors.readOnlyNode();
         }
         String id = r.jobId() != null ? r.jobId() : JobTarget.defaultJobId(graph, source);
         JobTarget.checkJobId(id);
@@ -218,17 +218,17 @@ public final class MirrorJob extends Job {
     private static void checkArguments(Request r, JobTarget.Sync sync) throws BlockException {
         long g = r.granularity();
         if (g != 0 && (g < 512 || g > (64L << 20))) {
-            throw new BlockException("Parameter 'granularity' expects a value in range [512B, 64MB]");
+            throw BlockErrors.granularityOutOfRange();
         }
         if (g != 0 && Long.bitCount(g) != 1) {
-            throw new BlockException("Parameter 'granularity' expects a power of 2");
+            throw BlockErrors.granularityNotPowerOf2();
         }
         if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {
-            throw new BlockException("Sync mode '" + sync.qapiName() + "' not supported");
+            throw BlockErrors.syncModeNotSupported(sync.qapiName());
         }
         if (r.bufSize() < 0) {
             // block/mirror.c mirror_start_job: after the granularity, before the job (and its id) exists
-            throw new BlockException("Invalid parameter 'buf-size'");
+            throw BlockErrors.invalidBufSize();
         }
     }
 
@@ -237,7 +237,7 @@ public final class MirrorJob extends Job {
         if (speed < 0) {
             // QEMU creates the job before it checks the speed: the job goes from created straight to null.
             discardCreated();
-            throw new BlockException("Parameter 'speed' expects a non-negative value");
+            throw BlockErrors.negativeSpeed();
         }
         blocked.add(source);
         if (sync == JobTarget.Sync.FULL) {
@@ -330,7 +330,7 @@ public final class MirrorJob extends Job {
         // target is left as it was and the device stays on its image.
         // (QEMU compares lengths in whole 512-byte sectors: bdrv_getlength rounds up)
         if (((targetNode.image().size() + 511) >>> 9) != ((size + 511) >>> 9)) {
-            throw new BlockException("Source and target image have different sizes");
+            throw BlockErrors.differentSizes();
         }
         byte[] buf = new byte[(int) MAX_REQUEST];
         if (sync != JobTarget.Sync.NONE) {

@@ -53,38 +53,37 @@ public final class StreamJob extends Job {
         BlockNode target = named.skipFilters();
         BlockDevice device = graph.deviceOf(target);
         if (r.base() != null && r.baseNode() != null) {
-            throw new BlockException("'base' and 'base-node' cannot be specified at the same time");
+            throw BlockErrors.cannotSpecifyBoth("base", "base-node");
         }
         BlockNode base = null;
         if (r.base() != null) {
             base = BackingNames.findBackingImage(graph, target, r.base());
             if (base == null) {
-                throw new BlockException("Can't find '" + r.base() + "' in the backing chain");
+                throw BlockErrors.notInBackingChain(r.base());
             }
         } else if (r.baseNode() != null) {
             base = graph.findNode(r.baseNode());
             if (base == null) {
-                throw BlockException.cannotFind("", r.baseNode());
+                throw BlockErrors.cannotFind("", r.baseNode());
             }
             if (!isBelow(target, base)) {
-                throw new BlockException("Node '" + r.baseNode() + "' is not a backing image of '"
-                        + target.name() + "'");
+                throw BlockErrors.notBackingImageOf(r.baseNode(), target.name());
             }
         }
         if (named.isFilter() && named.driver().equals("mirror_top")) {
             // A mirror's filter sits at the device's root; QEMU refuses after looking up the base (a bad base name
             // is reported first) and before looking at what holds the nodes.
-            throw new BlockException("Need a root block node");
+            throw BlockErrors.needRootNode();
         }
         if (r.backingFile() != null && base == null) {
-            throw new BlockException("backing file specified, but streaming the entire chain");
+            throw BlockErrors.backingFileForWholeChain();
         }
         String id = r.jobId();
         if (id == null) {
             id = device != null && device.root().skipFilters() == target ? device.id() : "";
         }
         if (!JOB_ID.matcher(id).matches()) {
-            throw new BlockException("Invalid job ID '" + id + "'");
+            throw BlockErrors.invalidJobId(id);
         }
         // QEMU 7.2 (blockdev.c qmp_block_stream) checks the op blockers of every node from the target down to the
         // base, the base excluded; a filter another stream put above a node is met (and reported) before the node.
@@ -98,12 +97,12 @@ public final class StreamJob extends Job {
             // the base itself is free to be another job's, but a stream filter above it lies between base and top
             Job j = graph.blocker(base);
             if (j != null && j.filter != null && j.filter.child() == base && graph.deviceOf(base) == null) {
-                throw BlockException.busy(j.filter.name(), j);
+                throw BlockErrors.busy(j.filter.name(), j);
             }
         }
         if (target.fixedReadOnly()) {
             // stream_start reopens the target read-write, which a node opened read-only by blockdev-add refuses
-            throw new BlockException("Block node is read-only");
+            throw BlockErrors.readOnlyNode();
         }
         // QEMU writes the base's file name as opened (or backing-file); livemon writes a string that leads to the
         // base from the target's own directory and keeps QEMU's string for what QEMU shows (BackingNames).
@@ -117,7 +116,7 @@ public final class StreamJob extends Job {
         if (r.speed() < 0) {
             // QEMU creates the job before it checks the speed: the job goes from created straight to null.
             job.discardCreated();
-            throw new BlockException("Parameter 'speed' expects a non-negative value");
+            throw BlockErrors.negativeSpeed();
         }
         if (!intermediates.isEmpty()) {
             job.setLen(target.size()); // QEMU reports len = virtual size from the start ("Completed 0 of <size>")
@@ -127,7 +126,7 @@ public final class StreamJob extends Job {
                 target.image().setReadOnly(false);
             }
         } catch (IOException e) {
-            throw BlockGraph.wrap(e);
+            throw BlockErrors.ioOrEio(e);
         }
         try {
             graph.startJobBehindFilter(job, device, target, "copy-on-read", null);

@@ -1,5 +1,6 @@
 package io.livemon.cli;
 
+import io.livemon.block.BlockErrors;
 import io.livemon.block.BlockException;
 import io.livemon.block.BlockdevOptions;
 import io.livemon.qmp.Json;
@@ -22,7 +23,7 @@ public final class BlockdevArg {
         try {
             v = Json.parse(text);
         } catch (IllegalArgumentException e) {
-            throw new BlockException(e.getMessage());
+            throw BlockErrors.invalidJson(e.getMessage());
         }
         return BlockdevOptions.fromMap((Map<String, Object>) plain(v));
     }

@@ -2,6 +2,7 @@ package io.livemon.monitor;
 
 import io.livemon.block.BackupJob;
 import io.livemon.block.BlockDevice;
+import io.livemon.block.BlockErrors;
 import io.livemon.block.BlockException;
 import io.livemon.block.BlockGraph;
 import io.livemon.block.BlockNode;
@@ -29,7 +30,7 @@ final class BlockCommands {
         String file = a.has("snapshot-file") ? a.getString("snapshot-file") : null;
         String format = a.has("format") ? a.getString("format") : null;
         if (file == null) {
-            throw new BlockException("Parameter 'snapshot-file' is missing");
+            throw BlockErrors.snapshotFileMissing();
         }
         ExternalSnapshot.take(s.graph(), a.getString("device"), null, file, format, a.getFlag("reuse"), null,
                 line -> s.stdout().println(line));
@@ -53,12 +54,12 @@ final class BlockCommands {
 
     static void driveAdd(HmpSession s, ParsedArgs a) throws BlockException {
         if (a.getFlag("node")) {
-            throw new BlockException("'node-name' needs to be specified");
+            throw BlockErrors.nodeNameNeeded();
         }
         DriveOptions o = DriveOptions.parse(a.getString("opts"));
         String ifType = o.get("if");
         if (ifType != null && !ifType.equals("none")) {
-            throw new BlockException("Can't hot-add drive to type " + DriveOperations.interfaceCode(ifType));
+            throw BlockErrors.cannotHotAdd(DriveOperations.interfaceCode(ifType));
         }
         s.graph().addDrive(o);
         s.out().println("OK");
@@ -88,18 +89,18 @@ final class BlockCommands {
         BlockNode node;
         if (a.getFlag("qdev")) {
             // livemon has no guest devices, so no qdev id ever matches.
-            throw new BlockException("Device '" + name + "' not found");
+            throw BlockErrors.deviceNotFound(name);
         }
         BlockDevice d = g.device(name);
         if (d != null) {
             if (d.root() == null) {
-                throw new BlockException("Device '" + name + "' has no medium");
+                throw BlockErrors.noMedium(name);
             }
             node = d.root();
         } else {
             node = g.findNode(name);
             if (node == null) {
-                throw new BlockException("Cannot find device='' nor node-name='" + name + "'");
+                throw BlockErrors.cannotFind("", name);
             }
         }
         // a drive keeps the write permission a qemu-io write takes; a node's temporary BlockBackend drops it

@@ -1,5 +1,6 @@
 package io.livemon.monitor;
 
+import io.livemon.block.BlockErrors;
 import io.livemon.block.BlockException;
 import java.io.PrintStream;
 
@@ -64,11 +65,11 @@ final class MonitorCommands {
         long seconds = a.has("timeout") ? a.getLong("timeout") : 60;
         try {
             if (!s.graph().awaitNoJobs(seconds * 1000)) {
-                throw new BlockException("Timed out after " + seconds + " s waiting for block jobs");
+                throw BlockErrors.jobsTimedOut(seconds);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new BlockException("Interrupted while waiting for block jobs");
+            throw BlockErrors.jobsWaitInterrupted();
         }
     }
 

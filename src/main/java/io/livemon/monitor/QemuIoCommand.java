@@ -1,6 +1,7 @@
 package io.livemon.monitor;
 
 import io.livemon.image.BlockStatus;
+import io.livemon.image.Errno;
 import io.livemon.image.Image;
 import io.livemon.image.ImageException;
 
@@ -31,7 +32,7 @@ public final class QemuIoCommand {
     /** BDRV_REQUEST_MAX_BYTES in QEMU 7.2. */
     static final long MAX_REQUEST_BYTES = 2147483136L;
 
-    private static final String EIO = "Input/output error";
+    private static final String EIO = Errno.EIO.strerror;
     private static final int CHUNK = 1 << 20;
 
     private record CmdInfo(String name, String alt, int argmin, int argmax, String args, String oneline) {
@@ -455,16 +456,12 @@ public final class QemuIoCommand {
             }
         } catch (IOException | RuntimeException e) {
             if (compress && e instanceof ImageException) {
-                switch (String.valueOf(e.getMessage())) {
-                    case "Invalid argument" -> {
-                        out.println("write failed: Invalid argument");
-                        return -22;
-                    }
-                    case "Operation not supported" -> {
-                        out.println("write failed: Operation not supported");
-                        return -95;
-                    }
-                    default -> { }
+                // the errno decides (Errno.of classifies the failure): an unaligned request, a format without
+                // compressed clusters; every other failure is EIO, as below
+                Errno errno = Errno.of(e);
+                if (errno == Errno.EINVAL || errno == Errno.ENOTSUP) {
+                    out.println("write failed: " + errno.strerror);
+                    return -errno.number;
                 }
             }
             out.println("write failed: " + EIO);

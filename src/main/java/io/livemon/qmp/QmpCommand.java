@@ -1,5 +1,6 @@
 package io.livemon.qmp;
 
+import io.livemon.block.BlockErrors;
 import io.livemon.block.BlockException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -76,7 +77,7 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
             Object v = in.get(p.name());
             if (v == null) {
                 if (!p.optional()) {
-                    throw QmpException.generic("Parameter '" + p.name() + "' is missing");
+                    throw QmpException.of(BlockErrors.missingParameter(p.name()));
                 }
                 continue;
             }
@@ -84,7 +85,7 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
         }
         for (String k : in.keySet()) {
             if (!out.containsKey(k) && params.stream().noneMatch(p -> p.name().equals(k))) {
-                throw QmpException.generic("Parameter '" + k + "' is unexpected");
+                throw QmpException.of(BlockErrors.unexpectedParameter(k));
             }
         }
         return new Args(out);
@@ -109,9 +110,9 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
                     return v;
                 }
                 if (v instanceof Long || v instanceof java.math.BigInteger) {
-                    throw QmpException.generic("Parameter '" + p.name() + "' expects uint32_t");
+                    throw QmpException.of(BlockErrors.parameterExpects(p.name(), "uint32_t"));
                 }
-                throw QmpException.generic("Parameter '" + p.name() + "' expects uint64");
+                throw QmpException.of(BlockErrors.parameterExpects(p.name(), "uint64"));
             case BOOL:
                 if (v instanceof Boolean) {
                     return v;
@@ -122,7 +123,7 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
                     throw typeError(p, "string");
                 }
                 if (!p.values().contains(s)) {
-                    throw QmpException.generic("Parameter '" + p.name() + "' does not accept value '" + s + "'");
+                    throw QmpException.of(BlockErrors.valueNotAccepted(p.name(), s));
                 }
                 return s;
             case ENUM_LIST:
@@ -135,7 +136,7 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
                     }
                     if (!p.values().contains(s)) {
                         // QEMU 7.2 names list elements 'null' in this message
-                        throw QmpException.generic("Parameter 'null' does not accept value '" + s + "'");
+                        throw QmpException.of(BlockErrors.valueNotAccepted("null", s));
                     }
                 }
                 return l;
@@ -145,7 +146,7 @@ public record QmpCommand(String name, List<Param> params, Flags flags, Handler h
     }
 
     private static QmpException typeError(Param p, String expected) {
-        return QmpException.generic("Invalid parameter type for '" + p.name() + "', expected: " + expected);
+        return QmpException.of(BlockErrors.invalidParameterType(p.name(), expected));
     }
 
     /** Checked arguments. */

@@ -6,6 +6,7 @@ import static io.livemon.qmp.QmpCommand.Flags.QUERY;
 import io.livemon.Version;
 import io.livemon.block.BackupJob;
 import io.livemon.block.BlockDevice;
+import io.livemon.block.BlockErrors;
 import io.livemon.block.BlockException;
 import io.livemon.block.BlockGraph;
 import io.livemon.block.BlockNode;
@@ -196,8 +197,7 @@ final class QmpCommands {
 
     private static Object capabilities(QmpContext c, QmpCommand.Args a) throws QmpException {
         if (c.client().negotiated()) {
-            throw new QmpException(QmpException.COMMAND_NOT_FOUND,
-                    "Capabilities negotiation is already complete, command ignored");
+            throw QmpException.commandNotFound("Capabilities negotiation is already complete, command ignored");
         }
         c.client().setNegotiated(a.has("enable"));
         return Json.obj();
@@ -257,10 +257,10 @@ final class QmpCommands {
         String baseNode = a.str("base-node");
         if (a.has("bottom")) {
             if (a.has("base")) {
-                throw QmpException.generic("'base' and 'bottom' cannot be specified at the same time");
+                throw QmpException.of(BlockErrors.cannotSpecifyBoth("base", "bottom"));
             }
             if (baseNode != null) {
-                throw QmpException.generic("'base-node' and 'bottom' cannot be specified at the same time");
+                throw QmpException.of(BlockErrors.cannotSpecifyBoth("base-node", "bottom"));
             }
             BlockNode bottom = c.graph().lookupNode(null, a.str("bottom"));
             BlockNode below = bottom.skipFilters().backing();
@@ -298,7 +298,7 @@ final class QmpCommands {
     private static Object deviceAdd(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
         Map<String, Object> m = a.all();
         if (!(m.get("driver") instanceof String driver)) {
-            throw QmpException.generic("Parameter 'driver' is missing");
+            throw QmpException.of(BlockErrors.missingParameter("driver"));
         }
         for (String k : m.keySet()) {
             if (!Set.of("driver", "id", "drive", "bus", "addr", "scsi-id", "lun", "channel", "serial", "bootindex")
@@ -381,30 +381,29 @@ final class QmpCommands {
     private static Object transaction(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
         for (String k : a.all().keySet()) {
             if (!k.equals("actions") && !k.equals("properties")) {
-                throw QmpException.generic("Parameter '" + k + "' is unexpected");
+                throw QmpException.of(BlockErrors.unexpectedParameter(k));
             }
         }
         Object actions = a.all().get("actions");
         if (actions == null) {
-            throw QmpException.generic("Parameter 'actions' is missing");
+            throw QmpException.of(BlockErrors.missingParameter("actions"));
         }
         if (!(actions instanceof List<?> list)) {
-            throw QmpException.generic("Invalid parameter type for 'actions', expected: array");
+            throw QmpException.of(BlockErrors.invalidParameterType("actions", "array"));
         }
         List<QmpCommand> commands = new ArrayList<>();
         List<QmpCommand.Args> args = new ArrayList<>();
         for (Object item : list) {
             if (!(item instanceof Map<?, ?> action)) {
-                throw QmpException.generic("Invalid parameter type for 'actions[" + args.size()
-                        + "]', expected: object");
+                throw QmpException.of(BlockErrors.invalidParameterType("actions[" + args.size() + "]", "object"));
             }
             Object type = action.get("type");
             if (!(type instanceof String t)) {
-                throw QmpException.generic("Parameter 'type' is missing");
+                throw QmpException.of(BlockErrors.missingParameter("type"));
             }
             String command = TRANSACTION_ACTIONS.get(t);
             if (command == null) {
-                throw QmpException.generic("Parameter 'type' does not accept value '" + t + "'");
+                throw QmpException.of(BlockErrors.valueNotAccepted("type", t));
             }
             @SuppressWarnings("unchecked")
             Map<String, Object> data = action.get("data") instanceof Map<?, ?> m ? (Map<String, Object>) m : Map.of();

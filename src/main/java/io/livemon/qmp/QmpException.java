@@ -1,21 +1,24 @@
 package io.livemon.qmp;
 
 import io.livemon.block.BlockException;
+import io.livemon.block.BlockException.ErrorClass;
 
-/** A QMP error reply: QEMU's error class and description. */
+/** A QMP error reply: QEMU's error class ({@link ErrorClass}, the one definition of the classes) and description. */
 public final class QmpException extends Exception {
-    public static final String GENERIC = "GenericError";
-    public static final String COMMAND_NOT_FOUND = "CommandNotFound";
+    private final ErrorClass errorClass;
 
-    private final String errorClass;
-
-    public QmpException(String errorClass, String desc) {
+    private QmpException(ErrorClass errorClass, String desc) {
         super(desc, null, false, false);
         this.errorClass = errorClass;
     }
 
     public static QmpException generic(String desc) {
-        return new QmpException(GENERIC, desc);
+        return new QmpException(ErrorClass.GENERIC_ERROR, desc);
+    }
+
+    /** Class CommandNotFound: an unknown command, or one the capabilities negotiation does not allow yet. */
+    public static QmpException commandNotFound(String desc) {
+        return new QmpException(ErrorClass.COMMAND_NOT_FOUND, desc);
     }
 
     /**
@@ -24,10 +27,10 @@ public final class QmpException extends Exception {
      * QMP's desc carries the message alone).
      */
     public static QmpException of(BlockException e) {
-        return new QmpException(e.errorClass().wireName(), e.messageWithoutHint());
+        return new QmpException(e.errorClass(), e.messageWithoutHint());
     }
 
-    public String errorClass() {
+    public ErrorClass errorClass() {
         return errorClass;
     }
 

@@ -275,7 +275,7 @@ public final class QmpServer implements AutoCloseable {
 
     static Map<String, Object> errorReply(QmpException e, Object id) {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("error", Json.obj("class", e.errorClass(), "desc", e.desc()));
+        m.put("error", Json.obj("class", e.errorClass().wireName(), "desc", e.desc()));
         if (id != null) {
             m.put("id", id);
         }
@@ -337,12 +337,10 @@ public final class QmpServer implements AutoCloseable {
             }
             QmpCommand cmd = commands.get(cmdName);
             if (!client.negotiated() && !cmdName.equals("qmp_capabilities")) {
-                throw new QmpException(QmpException.COMMAND_NOT_FOUND,
-                        "Expecting capabilities negotiation with 'qmp_capabilities'");
+                throw QmpException.commandNotFound("Expecting capabilities negotiation with 'qmp_capabilities'");
             }
             if (cmd == null) {
-                throw new QmpException(QmpException.COMMAND_NOT_FOUND,
-                        "The command " + cmdName + " has not been found");
+                throw QmpException.commandNotFound("The command " + cmdName + " has not been found");
             }
             if (execOob) {
                 throw QmpException.generic("The command " + cmdName + " does not support OOB");
