@@ -3,6 +3,7 @@ package io.livemon.block;
 import io.livemon.image.BlockStatus;
 import io.livemon.image.Image;
 import io.livemon.image.ImageInfo;
+import io.livemon.image.StricterThanQemu;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -135,8 +136,18 @@ public final class BackupJob extends Job {
                 throw BlockErrors.sameSourceAndTarget();
             }
         }
-        Image target = existing != null ? existing.image() : JobTarget.createAndOpen(graph, source, r.target(),
-                r.format(), r.reuse(), r.reuse() ? null : backing, true, stdout);
+        Image target;
+        try {
+            target = existing != null ? existing.image() : JobTarget.createAndOpen(graph, source, r.target(),
+                    r.format(), r.reuse(), r.reuse() ? null : backing, true, stdout);
+        } catch (BlockException e) {
+            // QEMU lets a new node onto a raw image in use and compares the sizes before it attaches the target
+            // (backup.c backup_job_create): its size error comes first where livemon's stricter lock refused
+            if (e.getCause() instanceof StricterThanQemu s && s.imageSize() >= 0 && s.imageSize() != source.size()) {
+                throw BlockErrors.differentSizes();
+            }
+            throw e;
+        }
         BlockNode targetNode = existing;
         try {
             if (sync == JobTarget.Sync.INCREMENTAL || sync == JobTarget.Sync.BITMAP) {

@@ -87,7 +87,7 @@ final class JobTarget {
             create(graph, file, fmt, src.size(), backing, stdout);
         }
         try {
-            Image img = Images.open(graph.cwd(), file, fmt, false);
+            Image img = Images.openJobTarget(graph.cwd(), file, fmt);
             if (fmt == null && img.format().equals("raw")) {
                 graph.warnProbedRaw(file);
             }

@@ -66,17 +66,12 @@ final class ImageLocks {
         /** A writable image: consistent read, write and resize, not sharing write or resize. */
         WRITE,
         /** Creating an image over an existing file (QEMU's raw_co_create): write and resize, not sharing resize. */
-        CREATE
-    }
-
-    /**
-     * A refusal by livemon's rule where QEMU 7.2 would let the opener in (its holder is a raw image, see the class
-     * comment). The message is the lock error livemon reports unless the opener finds a failure QEMU would report.
-     */
-    static final class StricterThanQemu extends ImageException {
-        StricterThanQemu(String message) {
-            super(message);
-        }
+        CREATE,
+        /**
+         * A raw image opened read-write before anything attaches to it (a job's existing target): QEMU's raw node
+         * takes no permission at open, so only livemon's own rule applies ({@link StricterThanQemu}).
+         */
+        WRITE_UNATTACHED
     }
 
     /** One open image's claim on its file; {@link #release()} it when the image closes. */
@@ -196,8 +191,13 @@ final class ImageLocks {
                 case READ -> new int[] {CONSISTENT_READ};
                 case WRITE -> new int[] {CONSISTENT_READ, WRITE, RESIZE};
                 case CREATE -> new int[] {WRITE, RESIZE};
+                case WRITE_UNATTACHED -> new int[0];
             };
-            int[] unshared = mode == Mode.CREATE ? new int[] {RESIZE} : new int[] {WRITE, RESIZE};
+            int[] unshared = switch (mode) {
+                case CREATE -> new int[] {RESIZE};
+                case WRITE_UNATTACHED -> new int[0];
+                default -> new int[] {WRITE, RESIZE};
+            };
             String refusal = firstConflict(lease, held, unshared, true);
             if (refusal != null) {
                 throw conflict(refusal, filename);
@@ -206,7 +206,7 @@ final class ImageLocks {
                     : new int[] {CONSISTENT_READ, WRITE, RESIZE};
             refusal = firstConflict(lease, strictHeld, new int[] {WRITE, RESIZE}, false);
             if (refusal != null) {
-                throw new StricterThanQemu(refusal + "\nIs another process using the image [" + filename + "]?");
+                throw new StricterThanQemu(refusal + "\nIs another process using the image [" + filename + "]?", -1);
             }
         }
 

@@ -58,6 +58,21 @@ public final class Images {
 
     public static Image open(Path cwd, String filename, String format, boolean readOnly, Qcow2Image.Options opts)
             throws IOException {
+        return open(cwd, filename, format, readOnly, opts, false);
+    }
+
+    /**
+     * Opens an existing file read-write as a job's target (drive_mirror/drive_backup {@code -n}, or a target just
+     * created). As QEMU's bdrv_open of a node nothing is attached to yet: a raw node takes no permission until the
+     * job attaches it, so only livemon's own protection can refuse it here ({@link StricterThanQemu}, with the size
+     * the job compares first).
+     */
+    public static Image openJobTarget(Path cwd, String filename, String format) throws IOException {
+        return open(cwd, filename, format, false, Qcow2Image.Options.defaults(), true);
+    }
+
+    private static Image open(Path cwd, String filename, String format, boolean readOnly, Qcow2Image.Options opts,
+                              boolean unattached) throws IOException {
         if (filename.startsWith(BLKDEBUG_PREFIX)) {
             // QEMU's blkdebug filename syntax, blkdebug:[CONFIG]:FILE (block/blkdebug.c blkdebug_parse_filename)
             String rest = filename.substring(BLKDEBUG_PREFIX.length());
@@ -80,7 +95,7 @@ public final class Images {
             case "qcow2":
                 return Qcow2Image.open(p, filename, readOnly, opts);
             case "raw":
-                return RawImage.open(p, filename, readOnly);
+                return unattached ? RawImage.openUnattached(p, filename) : RawImage.open(p, filename, readOnly);
             default:
                 throw new ImageException("Unknown driver '" + fmt + "'");
         }

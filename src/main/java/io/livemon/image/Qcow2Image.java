@@ -101,10 +101,11 @@ public final class Qcow2Image implements Image {
         try {
             this.lease = ImageLocks.acquire(path, filename, readOnly ? ImageLocks.Mode.READ : ImageLocks.Mode.WRITE,
                     false, () -> !closed && rawCh.isOpen());
-        } catch (ImageLocks.StricterThanQemu e) {
+        } catch (StricterThanQemu e) {
             // QEMU would have taken the locks and failed on the header next: report that where it fails
+            long virtualSize = -1;
             try {
-                Qcow2Header.read(new Qcow2File(c, filename, false), readOnly);
+                virtualSize = Qcow2Header.read(new Qcow2File(c, filename, false), readOnly).virtualSize;
             } catch (ImageException headerError) {
                 ImageLocks.close(c, path);
                 throw headerError;
@@ -112,7 +113,7 @@ public final class Qcow2Image implements Image {
                 // unreadable: the lock refusal stands
             }
             ImageLocks.close(c, path);
-            throw e;
+            throw e.withImageSize(virtualSize);
         } catch (ImageException e) {
             ImageLocks.close(c, path);
             throw e;

@@ -26,14 +26,27 @@ public final class RawImage implements Image {
 
     private RawImage(Path path, String filename, boolean readOnly,
                      java.util.function.UnaryOperator<FileChannel> wrapper) throws IOException {
+        this(path, filename, readOnly, wrapper, readOnly ? ImageLocks.Mode.READ : ImageLocks.Mode.WRITE);
+    }
+
+    private RawImage(Path path, String filename, boolean readOnly,
+                     java.util.function.UnaryOperator<FileChannel> wrapper, ImageLocks.Mode mode) throws IOException {
         this.path = path;
         this.filename = filename;
         this.readOnly = readOnly;
         this.wrapper = wrapper;
         this.ch = wrapper.apply(ChannelIo.openChannel(path, filename, readOnly));
         try {
-            ImageLocks.Mode mode = readOnly ? ImageLocks.Mode.READ : ImageLocks.Mode.WRITE;
             this.lease = ImageLocks.acquire(path, filename, mode, true, () -> ch.isOpen());
+        } catch (StricterThanQemu e) {
+            long fileSize = -1;
+            try {
+                fileSize = ch.size();
+            } catch (java.io.IOException ignored) {
+                // the size stays unknown
+            }
+            ImageLocks.close(ch, path);
+            throw e.withImageSize(fileSize);
         } catch (ImageException e) {
             ImageLocks.close(ch, path);
             throw e;
@@ -52,6 +65,11 @@ public final class RawImage implements Image {
     }
 
     /** Opens {@code path} as a raw image whose file channels pass {@code wrapper} first (blkdebug). */
+    /** A raw job target opened read-write before anything attaches to it ({@link Images#openJobTarget}). */
+    static RawImage openUnattached(Path path, String filename) throws IOException {
+        return new RawImage(path, filename, false, c -> c, ImageLocks.Mode.WRITE_UNATTACHED);
+    }
+
     static RawImage openWrapped(Path path, String filename, boolean readOnly,
                                 java.util.function.UnaryOperator<FileChannel> wrapper) throws IOException {
         return new RawImage(path, filename, readOnly, wrapper);
