@@ -2,7 +2,7 @@ package io.livemon.block;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;

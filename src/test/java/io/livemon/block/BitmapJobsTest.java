@@ -3,7 +3,7 @@ package io.livemon.block;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.livemon.image.BitmapDump;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.nio.file.Path;
 import java.util.BitSet;
 import org.junit.jupiter.api.AfterEach;

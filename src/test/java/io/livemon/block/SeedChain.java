@@ -1,6 +1,6 @@
 package io.livemon.block;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.nio.file.Path;
 
 /**

@@ -2,7 +2,7 @@ package io.livemon.block;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

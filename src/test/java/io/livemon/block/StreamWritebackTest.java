@@ -6,7 +6,7 @@ import static org.awaitility.Awaitility.await;
 import io.livemon.image.ForwardingImage;
 import io.livemon.image.Image;
 import io.livemon.image.Images;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;

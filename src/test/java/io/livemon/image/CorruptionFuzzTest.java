@@ -1,5 +1,7 @@
 package io.livemon.image;
 
+import io.livemon.testsupport.QemuTools;
+
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,7 @@
 package io.livemon.image;
 
+import io.livemon.testsupport.QemuTools;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

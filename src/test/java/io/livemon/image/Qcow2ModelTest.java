@@ -1,5 +1,7 @@
 package io.livemon.image;
 
+import io.livemon.testsupport.QemuTools;
+
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;

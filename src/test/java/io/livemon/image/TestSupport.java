@@ -1,5 +1,7 @@
 package io.livemon.image;
 
+import io.livemon.testsupport.QemuTools;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

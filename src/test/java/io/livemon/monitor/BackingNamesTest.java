@@ -10,7 +10,7 @@ import io.livemon.block.DriveOptions;
 import io.livemon.block.OnErrorPolicy;
 import io.livemon.block.StreamJob;
 import io.livemon.block.StreamRequest;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

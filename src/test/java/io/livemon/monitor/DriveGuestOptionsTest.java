@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.livemon.block.BlockGraph;
 import io.livemon.block.BlockdevOptions;
 import io.livemon.block.DriveOptions;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

@@ -1,5 +1,7 @@
 package io.livemon.monitor;
 
+import io.livemon.testsupport.QemuTools;
+
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -206,9 +208,9 @@ class QemuIoCommandTest {
     /** Checked against HMP {@code qemu-io virtio0 "write -c ..."} of QEMU 7.2.22 on the same images. */
     @Test
     void compressedWritesAsQemu(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
-        io.livemon.image.QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "s.qcow2", "4M");
-        io.livemon.image.QemuTools.qemuIo(dir, "s.qcow2", "write -P 1 0 64k");
-        io.livemon.image.QemuTools.qemuImg(dir, "create", "-q", "-f", "raw", "r.img", "4M");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "s.qcow2", "4M");
+        QemuTools.qemuIo(dir, "s.qcow2", "write -P 1 0 64k");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "raw", "r.img", "4M");
         try (io.livemon.image.Image q = io.livemon.image.Images.open(dir, "s.qcow2", "qcow2", false);
              io.livemon.image.Image r = io.livemon.image.Images.open(dir, "r.img", "raw", false)) {
             PrintStream out = new PrintStream(outBytes, true, StandardCharsets.UTF_8);
@@ -229,9 +231,9 @@ class QemuIoCommandTest {
             qemuIo.execute(r, "write -c 0 64k", out, err);
             assertThat(outBytes.toString(StandardCharsets.UTF_8)).isEqualTo("write failed: Operation not supported\n");
         }
-        String map = io.livemon.image.QemuTools.qemuImg(dir, "map", "--output=json", "s.qcow2").stdout();
+        String map = QemuTools.qemuImg(dir, "map", "--output=json", "s.qcow2").stdout();
         assertThat(map).contains("{ \"start\": 65536, \"length\": 65536, \"depth\": 0, \"present\": true, "
                 + "\"zero\": false, \"data\": true}");
-        io.livemon.image.QemuTools.assertClean(dir, "s.qcow2");
+        QemuTools.assertClean(dir, "s.qcow2");
     }
 }

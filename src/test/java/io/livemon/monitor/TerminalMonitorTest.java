@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.livemon.block.BlockGraph;
 import io.livemon.block.DriveOptions;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;

@@ -2,7 +2,7 @@ package io.livemon.qmp;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import io.livemon.monitor.Interpreter;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;

@@ -5,7 +5,7 @@ import static io.livemon.qmp.QmpProtocolTest.jsc;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.livemon.cli.BlockdevArg;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import io.livemon.monitor.Interpreter;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;

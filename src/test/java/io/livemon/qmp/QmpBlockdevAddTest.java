@@ -3,7 +3,7 @@ package io.livemon.qmp;
 import static io.livemon.qmp.QmpProtocolTest.generic;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;

@@ -2,7 +2,7 @@ package io.livemon.qmp;
 
 import io.livemon.block.BlockGraph;
 import io.livemon.block.DriveOptions;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import io.livemon.monitor.CommandTable;
 import io.livemon.monitor.HmpSession;
 import java.io.ByteArrayOutputStream;

@@ -4,7 +4,7 @@ import static io.livemon.qmp.QmpProtocolTest.generic;
 import static io.livemon.qmp.QmpProtocolTest.jsc;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import io.livemon.monitor.Interpreter;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;

@@ -4,7 +4,7 @@ import static io.livemon.qmp.QmpProtocolTest.jsc;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.livemon.image.Errno;
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -3,7 +3,7 @@ package io.livemon.qmp;
 import static io.livemon.qmp.QmpProtocolTest.generic;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.livemon.image.QemuTools;
+import io.livemon.testsupport.QemuTools;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;

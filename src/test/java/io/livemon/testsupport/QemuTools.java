@@ -1,4 +1,4 @@
-package io.livemon.image;
+package io.livemon.testsupport;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -12,7 +12,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs qemu-img / qemu-io from tests. Public so other test packages can reuse it.
+ * Runs qemu-img / qemu-io from tests: the test-support package every test package uses.
  *
  * <pre>
  *   QemuTools.Result r = QemuTools.run(dir, "qemu-img", "check", "a.qcow2");   // any exit code
