@@ -19,7 +19,7 @@ import org.jline.reader.ParsedLine;
 /**
  * Tab completion from the command table: command names, {@code info} items, and for each argument what its
  * args_type expects — devices and node names for a block device (QEMU offers devices only), file names for files,
- * format names, the flags that may stand at that position. A position that names an image to create (a snapshot
+ * format names, and (once the word starts with '-') the flags that may stand at that position. A position that names an image to create (a snapshot
  * file, a job's target) leaves out the images that are open: choosing one would only earn a lock error.
  */
 final class MonitorCompleter implements Completer {
@@ -88,11 +88,16 @@ final class MonitorCompleter implements Completer {
             }
             p++;
         }
+        // flags are offered once the word starts with '-': a lone flag would otherwise be inserted where the user
+        // asked for the argument (block_job_cancel <Tab> with no job running became "block_job_cancel -f")
+        boolean flagWord = line.word().startsWith("-");
         for (int q = p; q < params.size(); q++) {
             ArgSpec.Param param = params.get(q);
             if (param.type() == '-') {
-                candidates.add(new Candidate("-" + param.flag(), "-" + param.flag(), null, param.name(), null, null,
-                        true));
+                if (flagWord) {
+                    candidates.add(new Candidate("-" + param.flag(), "-" + param.flag(), null, param.name(), null,
+                            null, true));
+                }
                 continue;
             }
             if (!offerForCommand(cmd, words, param, candidates)) {

@@ -14,6 +14,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.jline.terminal.Attributes;
 import org.jline.terminal.Terminal;
 import org.jline.terminal.impl.ExternalTerminal;
@@ -86,9 +87,21 @@ class TerminalMonitorTest {
                 .replace("\r", "");
     }
 
+    /**
+     * The lines the reader accepted, in order, exactly as the buffer stood at Enter (after every Tab): JLine's
+     * history file, one {@code time:line} entry per line.
+     */
+    private List<String> acceptedLines() throws Exception {
+        return Files.readAllLines(dir.resolve("history")).stream()
+                .map(l -> l.substring(l.indexOf(':') + 1))
+                .toList();
+    }
+
     @Test
     void tabCompletesCommandNamesInfoItemsAndDevicesAndNodes() throws Exception {
-        String out = type("block_job_comp\t virtio0\ninfo block-j\t\nqemu-io node-t\t \"length\"\n");
+        String out = type("block_job_comp\tvirtio0\ninfo block-j\t\nqemu-io node-t\t\"length\"\n");
+        assertThat(acceptedLines()).containsExactly("block_job_complete virtio0", "info block-jobs",
+                "qemu-io node-top \"length\"");
         assertThat(out).contains("Error: Block job 'virtio0' not found");
         assertThat(out).contains("No active jobs");
         assertThat(out).contains("8 MiB");
@@ -97,6 +110,7 @@ class TerminalMonitorTest {
     @Test
     void tabCompletesFileNamesRelativeToTheWorkingDirectory() throws Exception {
         String out = type("snapshot_blkdev virtio0 new.qcow2 qc\t\ninfo block\n");
+        assertThat(acceptedLines()).containsExactly("snapshot_blkdev virtio0 new.qcow2 qcow2", "info block");
         assertThat(out).contains("virtio0 (#block");
         assertThat(out).contains("new.qcow2 (qcow2)");
         assertThat(Files.exists(dir.resolve("new.qcow2"))).isTrue();
@@ -107,6 +121,7 @@ class TerminalMonitorTest {
         // base.qcow2 is the open drive's backing file: "b" + Tab completes to the only free file
         QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "bother.qcow2", "8M");
         String out = type("snapshot_blkdev virtio0 b\t\n");
+        assertThat(acceptedLines()).containsExactly("snapshot_blkdev virtio0 bother.qcow2");
         assertThat(out).contains("Formatting 'bother.qcow2'");
         assertThat(out).doesNotContain("Failed to get");
     }
@@ -115,6 +130,7 @@ class TerminalMonitorTest {
     void tabTwiceListsWithoutInserting() throws Exception {
         // no common prefix between virtio0 and node-top: the Tabs list them and the line stays "qemu-io "
         String out = type("qemu-io \t\t\n");
+        assertThat(acceptedLines()).containsExactly("qemu-io");
         assertThat(out).contains("virtio0").contains("node-top");
         assertThat(out).contains("block device name expected");
         assertThat(out).doesNotContain("others").doesNotContain("devices\n");
@@ -124,13 +140,22 @@ class TerminalMonitorTest {
     void tabAtTheSeedsBasePositionOffersTheChainsBackingFiles() throws Exception {
         // "block_stream virtio0 <Tab>": the only backing file of the chain is base.qcow2, so the stream keeps it
         String out = type("block_stream virtio0 \t\nwait_jobs\ninfo block\n");
+        assertThat(acceptedLines()).containsExactly("block_stream virtio0 base.qcow2", "wait_jobs", "info block");
         assertThat(out).contains("Backing file:     base.qcow2");
     }
 
     @Test
     void tabAfterAJobCommandOffersOnlyDevicesWithAJob() throws Exception {
         String out = type("block_job_cancel \t\n");
+        assertThat(acceptedLines()).containsExactly("block_job_cancel");
         assertThat(out).contains("block device name expected");
+    }
+
+    @Test
+    void tabAfterADashOffersTheFlags() throws Exception {
+        String out = type("block_job_cancel -\tvirtio0\n");
+        assertThat(acceptedLines()).containsExactly("block_job_cancel -f virtio0");
+        assertThat(out).contains("Error: Block job 'virtio0' not found");
     }
 
     @Test
