@@ -4,7 +4,7 @@ import java.util.EnumSet;
 import java.util.Set;
 
 /** What a user can ask of a job, with QEMU's table of the states in which each request is accepted. */
-public enum JobVerb {
+enum JobVerb {
     CANCEL("cancel", EnumSet.of(JobStatus.CREATED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.READY,
             JobStatus.STANDBY, JobStatus.WAITING, JobStatus.PENDING)),
     PAUSE("pause", EnumSet.of(JobStatus.CREATED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.READY,

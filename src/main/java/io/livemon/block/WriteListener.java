@@ -7,7 +7,7 @@ import java.io.IOException;
  * tracking). Called on the writing thread; the range is the guest's, not cluster-aligned. afterWrite runs even when
  * the write failed (once beforeWrite returned), so a listener may count writes in flight.
  */
-public interface WriteListener {
+interface WriteListener {
     default void beforeWrite(long offset, long len) throws IOException {
     }
 

@@ -14,7 +14,7 @@ import java.nio.channels.WritableByteChannel;
  * everything else to the real channel. Every access of a qcow2 layer goes through positional calls, so data and
  * metadata requests are both seen, as QEMU's blkdebug sees both.
  */
-public final class BlkdebugChannel extends FileChannel {
+final class BlkdebugChannel extends FileChannel {
     private final FileChannel d;
     private final BlkdebugRules rules;
 

@@ -9,7 +9,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /** A raw image: the file is the disk. Every byte is DATA in this layer. */
-public final class RawImage implements Image {
+final class RawImage implements Image {
     private final String filename;
     private final Path path;
     private final ReentrantReadWriteLock opLock = new ReentrantReadWriteLock(); // guards channel/readOnly: I/O takes read, reopen/resize/close take write
