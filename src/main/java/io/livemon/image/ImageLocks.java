@@ -198,13 +198,16 @@ final class ImageLocks {
                 case WRITE_UNATTACHED -> new int[0];
                 default -> new int[] {WRITE, RESIZE};
             };
-            String refusal = firstConflict(lease, held, unshared, true);
+            // each byte is tried once: a trial lock is visible to other processes for its moment (a qemu-img that
+            // tests the byte then fails), so the two checks share the answers
+            Map<Integer, Boolean> elsewhere = new HashMap<>();
+            String refusal = firstConflict(lease, held, unshared, true, elsewhere);
             if (refusal != null) {
                 throw conflict(refusal, filename);
             }
             int[] strictHeld = mode == Mode.READ ? new int[] {CONSISTENT_READ}
                     : new int[] {CONSISTENT_READ, WRITE, RESIZE};
-            refusal = firstConflict(lease, strictHeld, new int[] {WRITE, RESIZE}, false);
+            refusal = firstConflict(lease, strictHeld, new int[] {WRITE, RESIZE}, false, elsewhere);
             if (refusal != null) {
                 throw new StricterThanQemu(refusal + "\nIs another process using the image [" + filename + "]?", -1);
             }
@@ -215,17 +218,18 @@ final class ImageLocks {
          * null when there is none. This JVM's other images count as QEMU would hold them ({@code asQemu}) or as
          * livemon does.
          */
-        private String firstConflict(Lease lease, int[] held, int[] unshared, boolean asQemu) {
+        private String firstConflict(Lease lease, int[] held, int[] unshared, boolean asQemu,
+                                     Map<Integer, Boolean> elsewhere) {
             for (int p : held) {
                 boolean local = leases.stream().anyMatch(l -> l != lease && (asQemu ? l.qemuUnshares(p)
                         : l.unshares(p)));
-                if (local || lockedElsewhere(SHARED_BASE + p)) {
+                if (local || elsewhere.computeIfAbsent(SHARED_BASE + p, this::lockedElsewhere)) {
                     return "Failed to get \"" + PERM_NAMES[p] + "\" lock";
                 }
             }
             for (int p : unshared) {
                 boolean local = leases.stream().anyMatch(l -> l != lease && (asQemu ? l.qemuHolds(p) : l.holds(p)));
-                if (local || lockedElsewhere(PERM_BASE + p)) {
+                if (local || elsewhere.computeIfAbsent(PERM_BASE + p, this::lockedElsewhere)) {
                     return "Failed to get shared \"" + PERM_NAMES[p] + "\" lock";
                 }
             }
