@@ -514,6 +514,10 @@ public final class Qcow2Image implements Image {
 
     /** Writes guest data; the caller holds the range lock (or the op write lock). */
     private void writeLocked(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        if (len > cs && (offset & (cs - 1)) == 0 && (((offset + len) & (cs - 1)) == 0 || offset + len == size)
+                && writeNewClusters(offset, buf, bufOffset, len)) {
+            return;
+        }
         long first = offset >>> clusterBits;
         long last = (offset + len - 1) >>> clusterBits;
         List<Plan> plans = new ArrayList<>();
@@ -592,6 +596,70 @@ public final class Qcow2Image implements Image {
         } finally {
             meta.unlock();
         }
+    }
+
+    /**
+     * A write of several whole clusters none of which this layer may overwrite in place (new data: what a mirror or
+     * backup target, or a guest filling an empty disk, writes), as QEMU's qcow2_alloc_cluster_offset handles it: one
+     * host-contiguous allocation, one data write (the last cluster padded with zeroes at the image end), then, the
+     * data synced when the layer syncs, each L2 table's entries in one write and the old entries' clusters freed.
+     * Per cluster that took an allocation, a data write and an L2 write. The caller holds the range lock.
+     *
+     * @return false when a cluster holds data of this layer alone (refcount 1): the caller writes the request as
+     *     usual (only the L2 tables were made writable and the dirty bit set, as that path does first)
+     */
+    private boolean writeNewClusters(long offset, byte[] buf, int bufOffset, int len) throws IOException {
+        long first = offset >>> clusterBits;
+        int n = (int) (((offset + len - 1) >>> clusterBits) - first + 1);
+        long[] old = new long[n];
+        long host;
+        meta.lock();
+        try {
+            header.markDirty();
+            for (int i = 0; i < n; i++) {
+                map.ensureWritable(first + i);
+                long e = map.entry(first + i);
+                if (map.kindOf(e) == ClusterKind.DATA && refcounts.get((e & OFFSET_MASK) >> clusterBits) == 1) {
+                    return false;
+                }
+                old[i] = e;
+            }
+            host = refcounts.allocateContiguous(n);
+        } finally {
+            meta.unlock();
+        }
+        try {
+            file.writeInPieces(ByteBuffer.wrap(buf, bufOffset, len), host);
+            int tail = (int) ((long) n * cs - len);
+            if (tail > 0) {
+                file.write(new byte[tail], 0, tail, host + len);
+            }
+        } catch (IOException | RuntimeException ex) {
+            meta.lock();
+            try {
+                for (int i = 0; i < n; i++) {
+                    try {
+                        refcounts.update((host >> clusterBits) + i, -1);
+                    } catch (IOException ignored) {
+                        // the cluster leaks
+                    }
+                }
+            } finally {
+                meta.unlock();
+            }
+            throw ex;
+        }
+        meta.lock();
+        try {
+            file.syncMeta();
+            map.mapContiguous(first, n, host);
+            for (long e : old) {
+                refcounts.freeEntry(e);
+            }
+        } finally {
+            meta.unlock();
+        }
+        return true;
     }
 
     /** Whether [cStart, cStart+cs) is entirely inside [s, e), treating the image end as the cluster end. */
