@@ -424,6 +424,16 @@ public final class Qcow2Image implements Image {
         });
     }
 
+    /** The L2 entry of guest cluster {@code gc}, read under meta. */
+    private long entry(long gc) throws IOException {
+        meta.lock();
+        try {
+            return map.entry(gc);
+        } finally {
+            meta.unlock();
+        }
+    }
+
     /** Reads guest bytes into {@code buf}[bufOffset, bufOffset+len) (absolute indexes). */
     private void readLocked(long offset, ByteBuffer buf, int bufOffset, int len) throws IOException {
         long pos = offset;
@@ -434,13 +444,7 @@ public final class Qcow2Image implements Image {
         long runHost = 0;
         while (pos < end) {
             long gc = pos >>> clusterBits;
-            long e;
-            meta.lock();
-            try {
-                e = map.entry(gc);
-            } finally {
-                meta.unlock();
-            }
+            long e = entry(gc);
             ClusterKind k = map.kindOf(e);
             long inC = pos & (cs - 1);
             int n = (int) Math.min(cs - inC, end - pos);
@@ -565,11 +569,7 @@ public final class Qcow2Image implements Image {
             try {
                 for (Plan p : plans) {
                     if (p.fresh) {
-                        try {
-                            refcounts.update(p.host >> clusterBits, -1);
-                        } catch (IOException ignored) {
-                            // the cluster leaks
-                        }
+                        refcounts.releaseAfterFailure(p.host, 1);
                     }
                 }
             } finally {
@@ -637,13 +637,7 @@ public final class Qcow2Image implements Image {
         } catch (IOException | RuntimeException ex) {
             meta.lock();
             try {
-                for (int i = 0; i < n; i++) {
-                    try {
-                        refcounts.update((host >> clusterBits) + i, -1);
-                    } catch (IOException ignored) {
-                        // the cluster leaks
-                    }
-                }
+                refcounts.releaseAfterFailure(host, n);
             } finally {
                 meta.unlock();
             }
@@ -994,14 +988,7 @@ public final class Qcow2Image implements Image {
             long end = offset + len;
             long written = 0;
             for (long cStart = alignDown(offset); cStart < end; cStart += cs) {
-                long gc = cStart >>> clusterBits;
-                long e;
-                meta.lock();
-                try {
-                    e = map.entry(gc);
-                } finally {
-                    meta.unlock();
-                }
+                long e = entry(cStart >>> clusterBits);
                 if (map.kindOf(e) != ClusterKind.UNALLOCATED) {
                     continue;
                 }
@@ -1115,13 +1102,7 @@ public final class Qcow2Image implements Image {
             meta.lock();
             try {
                 for (long[] d : done) {
-                    for (long i = 0; i < d[1]; i++) {
-                        try {
-                            refcounts.update((d[2] >> clusterBits) + i, -1);
-                        } catch (IOException ignored) {
-                            // the cluster leaks
-                        }
-                    }
+                    refcounts.releaseAfterFailure(d[2], d[1]);
                 }
             } finally {
                 meta.unlock();

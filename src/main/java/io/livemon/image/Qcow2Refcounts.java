@@ -402,6 +402,20 @@ final class Qcow2Refcounts {
         }
     }
 
+    /**
+     * Gives back {@code n} clusters from {@code host} (bytes) that a failed write allocated and nothing points at: one
+     * reference each, as far as the file lets; a cluster whose refcount cannot be written leaks.
+     */
+    void releaseAfterFailure(long host, long n) {
+        for (long i = 0; i < n; i++) {
+            try {
+                update((host >> clusterBits) + i, -1);
+            } catch (IOException ignored) {
+                // the cluster leaks
+            }
+        }
+    }
+
     /** Drops the reference an L2 entry held (after the entry itself has been replaced). */
     void freeEntry(long e) throws IOException {
         if ((e & OFLAG_COMPRESSED) != 0) {
