@@ -34,20 +34,20 @@ public final class BackupJob extends Job {
     /** The arguments of drive-backup / drive_backup. */
     public record Request(String jobId, String device, String target, String format, String sync, boolean reuse,
                           long speed, String bitmap, String bitmapMode, boolean compress, OnErrorPolicy onError,
-                          boolean autoFinalize, boolean autoDismiss, boolean targetIsNode) {
+                          OnErrorPolicy onTargetError, boolean autoFinalize, boolean autoDismiss, boolean targetIsNode) {
         /** drive-backup's fields; the target is a file to create or reuse. */
         public Request(String jobId, String device, String target, String format, String sync, boolean reuse,
                        long speed, String bitmap, String bitmapMode, boolean compress, OnErrorPolicy onError,
-                       boolean autoFinalize, boolean autoDismiss) {
+                       OnErrorPolicy onTargetError, boolean autoFinalize, boolean autoDismiss) {
             this(jobId, device, target, format, sync, reuse, speed, bitmap, bitmapMode, compress, onError,
-                    autoFinalize, autoDismiss, false);
+                    onTargetError, autoFinalize, autoDismiss, false);
         }
 
         /** HMP {@code drive_backup [-n] [-f] [-c] device target [format]}. */
         public static Request hmp(String device, String target, String format, boolean reuse, boolean full,
                                   boolean compress) {
             return new Request(null, device, target, format, full ? "full" : "top", reuse, 0, null, null, compress,
-                    OnErrorPolicy.REPORT, true, true);
+                    OnErrorPolicy.REPORT, OnErrorPolicy.REPORT, true, true);
         }
     }
 
@@ -87,7 +87,7 @@ public final class BackupJob extends Job {
 
     private BackupJob(BlockGraph graph, String id, BlockDevice device, BlockNode source, BlockNode targetNode,
                       JobTarget.Sync sync, long clusterSize, Request r) {
-        super(graph, id, JobType.BACKUP, r.speed(), r.onError(), r.autoFinalize(), r.autoDismiss());
+        super(graph, id, JobType.BACKUP, r.speed(), r.onError(), r.onTargetError(), r.autoFinalize(), r.autoDismiss());
         this.graph = graph;
         this.device = device;
         this.source = source;

@@ -1079,6 +1079,13 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     }
 
     @Override
+    public void jobReleasedNodes(Job job) {
+        synchronized (lock) {
+            blockers.values().removeIf(j -> j == job);
+        }
+    }
+
+    @Override
     public void jobEnded(Job job) {
         synchronized (lock) {
             jobs.remove(job.id(), job);

@@ -527,6 +527,11 @@ public final class CommitJob extends Job {
     }
 
     @Override
+    protected boolean releasesNodesWhenClean(boolean aborted) {
+        return activeCommit || aborted; // see Job: the mirror driver always, block/commit.c on abort only
+    }
+
+    @Override
     protected void clean() {
         graph.removeFilter(device, filter);
         if (activeCommit) {

@@ -36,7 +36,10 @@ public abstract class Job {
     private final JobType type;
     private final boolean autoFinalize;
     private final boolean autoDismiss;
+    /** on-error (stream, commit), or on-source-error (mirror, backup): the policy for a failed read. */
     private final OnErrorPolicy onError;
+    /** on-target-error (mirror, backup): the policy for a failed write; stream and commit use {@link #onError}. */
+    private final OnErrorPolicy onTargetError;
     protected final JobContext context;
 
     /**
@@ -91,12 +94,23 @@ public abstract class Job {
     /** The error the job ended with ("Operation canceled", "Input/output error"), or null. */
     private String error;
 
+    /** A job with one on-error policy for reads and writes alike (stream, commit). */
     protected Job(JobContext context, String id, JobType type, long speed, OnErrorPolicy onError,
                   boolean autoFinalize, boolean autoDismiss) {
+        this(context, id, type, speed, onError, onError, autoFinalize, autoDismiss);
+    }
+
+    /**
+     * A job whose failed reads follow {@code onSourceError} and failed writes {@code onTargetError}, as QEMU's mirror
+     * and backup choose (block/mirror.c mirror_error_action, block/backup.c backup_error_action).
+     */
+    protected Job(JobContext context, String id, JobType type, long speed, OnErrorPolicy onSourceError,
+                  OnErrorPolicy onTargetError, boolean autoFinalize, boolean autoDismiss) {
         this.context = context;
         this.id = id;
         this.type = type;
-        this.onError = onError;
+        this.onError = onSourceError;
+        this.onTargetError = onTargetError;
         this.autoFinalize = autoFinalize;
         this.autoDismiss = autoDismiss;
         this.rateLimit.setSpeed(speed);
@@ -414,6 +428,9 @@ public abstract class Job {
         } catch (Exception e) {
             LOG.warn("job {} clean step failed", id, e);
         }
+        if (releasesNodesWhenClean(wasCancelled || failure != null)) {
+            context.jobReleasedNodes(this);
+        }
         lock.lock();
         try {
             error = wasCancelled ? "Operation canceled" : failure;
@@ -705,9 +722,6 @@ public abstract class Job {
         }
     }
 
-    protected OnErrorPolicy onError() {
-        return onError;
-    }
 
     /** What the work loop does after an I/O error, as the on-error policy decides. */
     protected enum ErrorAction {
@@ -720,34 +734,43 @@ public abstract class Job {
     }
 
     /**
-     * Applies the on-error policy to an I/O error of the work loop: emits BLOCK_JOB_ERROR and, for {@code stop},
+     * Applies the on-error policy to an I/O error of the work loop (a read's policy or a write's, see the
+     * constructors): emits BLOCK_JOB_ERROR and, for {@code stop},
      * pauses the job as a user pause would (so that {@code resume} continues it and a non-forced cancel is
      * refused). The caller retries (stop), skips (ignore) or fails (report).
      */
     protected final ErrorAction ioError(IOException e, boolean isRead) {
         boolean noSpace = IoErrors.isNoSpace(e);
-        ErrorAction action = switch (onError) {
+        ErrorAction action = switch (isRead ? onError : onTargetError) {
             case REPORT -> ErrorAction.REPORT;
             case IGNORE -> ErrorAction.IGNORE;
             case STOP -> ErrorAction.STOP;
             case ENOSPC, AUTO -> noSpace ? ErrorAction.STOP : ErrorAction.REPORT;
         };
         LOG.info("job {}: I/O error ({}), action {}", id, e.getMessage(), action);
-        context.events().publish(Event.now("BLOCK_JOB_ERROR", orderedMap("device", id,
-                "operation", isRead ? "read" : "write", "action", action.name().toLowerCase(java.util.Locale.ROOT))));
-        if (action == ErrorAction.STOP) {
-            lock.lock();
-            try {
-                if (!userPaused) {
-                    userPaused = true;
-                    pauseCount++;
+        // One step, as in QEMU's main loop (blockjob.c block_job_error_action): a client that has read
+        // BLOCK_JOB_ERROR with action stop finds the job user-paused, so its block-job-resume is never refused as
+        // "not paused". Lock order: transitionMonitor, then the bus, then the job's lock.
+        synchronized (transitionMonitor) {
+            context.events().atomically(() -> {
+                context.events().publish(Event.now("BLOCK_JOB_ERROR", orderedMap("device", id,
+                        "operation", isRead ? "read" : "write",
+                        "action", action.name().toLowerCase(java.util.Locale.ROOT))));
+                if (action == ErrorAction.STOP) {
+                    lock.lock();
+                    try {
+                        if (!userPaused) {
+                            userPaused = true;
+                            pauseCount++;
+                        }
+                        ioFailed = true;
+                        ioNoSpace = noSpace;
+                        changed.signalAll();
+                    } finally {
+                        lock.unlock();
+                    }
                 }
-                ioFailed = true;
-                ioNoSpace = noSpace;
-                changed.signalAll();
-            } finally {
-                lock.unlock();
-            }
+            });
         }
         return action;
     }
@@ -767,6 +790,17 @@ public abstract class Job {
 
     /** Always, last: remove filters, release nodes, restore read-only state. */
     protected void clean() throws Exception {
+    }
+
+    /**
+     * Whether the clean step gives up the job's nodes ({@code aborted}: the job failed or was cancelled), so that a
+     * job not yet dismissed no longer makes them busy (a second job on them then meets {@code Job ID '...' already
+     * in use} if it reuses the id). As QEMU calls block_job_remove_all_bdrv: backup always (block/backup.c
+     * backup_clean), mirror and active commit always (block/mirror.c mirror_exit_common); an intermediate commit on
+     * abort only (block/commit.c commit_abort); a stream never, keeping them until it is freed (dismissed).
+     */
+    protected boolean releasesNodesWhenClean(boolean aborted) {
+        return true;
     }
 
     /** The nodes this job holds (no other job may start on them). */

@@ -6,4 +6,10 @@ interface JobContext {
 
     /** The job reached {@code null}: forget it and release its nodes. */
     void jobEnded(Job job);
+
+    /**
+     * The job's clean step gave up its nodes (see {@link Job#releasesNodesWhenClean()}): other jobs may start on them
+     * while this one stays listed, concluded, until it is dismissed.
+     */
+    void jobReleasedNodes(Job job);
 }

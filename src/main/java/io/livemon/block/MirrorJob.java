@@ -34,11 +34,11 @@ public final class MirrorJob extends Job {
      */
     public record Request(String jobId, String device, String target, String format, String nodeName, String sync,
                           boolean reuse, long speed, long granularity, long bufSize, OnErrorPolicy onError,
-                          boolean autoFinalize, boolean autoDismiss, boolean targetIsNode) {
+                          OnErrorPolicy onTargetError, boolean autoFinalize, boolean autoDismiss, boolean targetIsNode) {
         /** HMP {@code drive_mirror [-n] [-f] device target [format]}. */
         public static Request hmp(String device, String target, String format, boolean reuse, boolean full) {
             return new Request(null, device, target, format, null, full ? "full" : "top", reuse, 0, 0, 0,
-                    OnErrorPolicy.REPORT, true, true, false);
+                    OnErrorPolicy.REPORT, OnErrorPolicy.REPORT, true, true, false);
         }
     }
 
@@ -98,7 +98,7 @@ public final class MirrorJob extends Job {
 
     private MirrorJob(BlockGraph graph, String id, BlockDevice device, BlockNode source, BlockNode targetNode,
                       JobTarget.Sync sync, boolean zeroTarget, Request r) {
-        super(graph, id, JobType.MIRROR, r.speed(), r.onError(), r.autoFinalize(), r.autoDismiss());
+        super(graph, id, JobType.MIRROR, r.speed(), r.onError(), r.onTargetError(), r.autoFinalize(), r.autoDismiss());
         this.graph = graph;
         this.device = device;
         this.source = source;

@@ -263,6 +263,11 @@ public final class StreamJob extends Job {
     }
 
     @Override
+    protected boolean releasesNodesWhenClean(boolean aborted) {
+        return false; // block/stream.c: the nodes stay the job's until it is freed (dismissed)
+    }
+
+    @Override
     protected void clean() {
         graph.removeFilter(device, filter);
         restoreReadOnly();

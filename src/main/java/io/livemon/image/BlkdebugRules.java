@@ -81,6 +81,27 @@ public final class BlkdebugRules {
     private final List<Rule> armed = new ArrayList<>();
     private int state = 1;
 
+    /** A breakpoint qemu-io's {@code break EVENT TAG} set: suspends the next request that raises the event. */
+    private record Breakpoint(String event, String tag) {
+    }
+
+    /** A request held at a breakpoint until {@code resume TAG} or {@code remove_break TAG} lets it go. */
+    private static final class Suspended {
+        final String tag;
+        boolean resumed;
+
+        Suspended(String tag) {
+            this.tag = tag;
+        }
+    }
+
+    /** Breakpoints not yet hit, in the order they were set. Guarded by this object's monitor, as all state here. */
+    private final List<Breakpoint> breakpoints = new ArrayList<>();
+    /** Requests waiting at a breakpoint (each one's thread waits on this object's monitor). */
+    private final List<Suspended> suspended = new ArrayList<>();
+    /** Set when the image closes: suspended requests go on and no request suspends any more. */
+    private boolean released;
+
     private BlkdebugRules(List<Rule> rules, List<SetState> setStates) {
         this.rules = new ArrayList<>(rules);
         this.setStates = List.copyOf(setStates);
@@ -273,6 +294,7 @@ public final class BlkdebugRules {
      */
     public synchronized IOException check(IoType type, long offset, long len) {
         raise(type);
+        suspendAtBreakpoint(type);
         for (Rule r : armed) {
             if (r.matches(type, offset, len)) {
                 if (r.once()) {
@@ -303,6 +325,101 @@ public final class BlkdebugRules {
             }
         }
         state = newState;
+    }
+
+    /**
+     * Holds the calling request when a breakpoint is set on the event it raises (block/blkdebug.c suspend_request):
+     * the breakpoint is used up, and the request waits, this object's monitor released, until it is resumed. It then
+     * meets the armed error rules as any request does.
+     */
+    private void suspendAtBreakpoint(IoType type) {
+        for (java.util.Iterator<Breakpoint> it = breakpoints.iterator(); it.hasNext(); ) {
+            Breakpoint b = it.next();
+            if (released || kindOf(b.event()) != type) {
+                continue;
+            }
+            it.remove();
+            Suspended s = new Suspended(b.tag());
+            suspended.add(s);
+            notifyAll(); // wait_break
+            while (!s.resumed && !released) {
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+            suspended.remove(s);
+            return;
+        }
+    }
+
+    /**
+     * qemu-io {@code break EVENT TAG}: the next request that raises {@code event} is suspended and tagged
+     * {@code tag} (block/blkdebug.c blkdebug_debug_breakpoint). livemon raises read_aio, write_aio and the flush
+     * events only (see the class comment).
+     *
+     * @return 0, {@code -ENOENT} (2) for a name that is not a blkdebug event, or {@code -ENOTSUP} (95) for an event
+     *         livemon never raises (a breakpoint on it could never be hit)
+     */
+    public synchronized int addBreakpoint(String event, String tag) {
+        if (!QEMU_EVENTS.contains(event)) {
+            return -2;
+        }
+        if (kindOf(event) == null) {
+            return -95;
+        }
+        breakpoints.add(new Breakpoint(event, tag));
+        return 0;
+    }
+
+    /**
+     * qemu-io {@code remove_break TAG}: drops the breakpoints tagged {@code tag} and resumes the requests suspended
+     * under it (blkdebug_debug_remove_breakpoint). Returns 0, or {@code -ENOENT} (2) when there was neither.
+     */
+    public synchronized int removeBreakpoint(String tag) {
+        boolean found = breakpoints.removeIf(b -> b.tag().equals(tag));
+        return resumeTagged(tag) || found ? 0 : -2;
+    }
+
+    /** qemu-io {@code resume TAG}: resumes the requests suspended under {@code tag}; 0, or {@code -ENOENT} (2). */
+    public synchronized int resume(String tag) {
+        return resumeTagged(tag) ? 0 : -2;
+    }
+
+    private boolean resumeTagged(String tag) {
+        boolean found = false;
+        for (Suspended s : suspended) {
+            if (s.tag.equals(tag) && !s.resumed) {
+                s.resumed = true;
+                found = true;
+            }
+        }
+        notifyAll();
+        return found;
+    }
+
+    /**
+     * qemu-io {@code wait_break TAG}: waits until a request is suspended under {@code tag}, at most
+     * {@code timeoutMs} milliseconds (QEMU waits for good; a monitor must not). Returns whether one is.
+     */
+    public synchronized boolean awaitSuspended(String tag, long timeoutMs) throws InterruptedException {
+        long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
+        while (suspended.stream().noneMatch(s -> s.tag.equals(tag) && !s.resumed)) {
+            long left = (deadline - System.nanoTime()) / 1_000_000L;
+            if (left <= 0) {
+                return false;
+            }
+            wait(left);
+        }
+        return true;
+    }
+
+    /** The image closes: every suspended request goes on, and no breakpoint suspends a request any more. */
+    public synchronized void releaseAll() {
+        released = true;
+        notifyAll();
     }
 
     /** The I/O failure for an injected errno, carrying the errno (its message QEMU's strerror text). */

@@ -12,6 +12,7 @@ import java.io.IOException;
  */
 public enum Errno {
     EPERM(1, "Operation not permitted"),
+    ENOENT(2, "No such file or directory"),
     EIO(5, "Input/output error"),
     ENOMEM(12, "Cannot allocate memory"),
     EACCES(13, "Permission denied"),

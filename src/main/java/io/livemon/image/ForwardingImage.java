@@ -155,6 +155,11 @@ public abstract class ForwardingImage implements Image {
     }
 
     @Override
+    public BlkdebugRules blkdebugRules() {
+        return delegate().blkdebugRules();
+    }
+
+    @Override
     public void makeEmpty() throws IOException {
         delegate().makeEmpty();
     }

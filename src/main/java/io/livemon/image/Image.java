@@ -201,6 +201,15 @@ public interface Image extends Closeable {
     default void setBackendWritePermission(boolean held) {
     }
 
+    /**
+     * The blkdebug layer this image's file is reached through (a {@code blkdebug:} filename or a blkdebug node),
+     * where qemu-io's {@code break}/{@code resume} set breakpoints; null when there is none. QEMU looks for it down
+     * the primary children (block.c bdrv_debug_breakpoint); livemon's layers have one file each.
+     */
+    default BlkdebugRules blkdebugRules() {
+        return null;
+    }
+
     void setBacking(Image backing);
 
     /**

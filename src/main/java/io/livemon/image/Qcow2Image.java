@@ -65,6 +65,8 @@ public final class Qcow2Image implements Image {
     private final ReentrantLock meta = new ReentrantLock(); // guards the header's mutable fields, the cluster map, the refcounts, both table caches and the bitmaps' on-disk state
 
     private final Qcow2File file;
+    /** The blkdebug layer under the file (a {@code blkdebug:} filename or node), or null. */
+    private final BlkdebugRules blkdebug;
     /** End (guest bytes) of the highest write, zero write or discard since open: QEMU's wr_highest_offset. */
     private final AtomicLong guestWriteEnd = new AtomicLong();
     /** The file's own channel under any wrapper (blkdebug, tests): whether it is open tells the lock registry. */
@@ -121,6 +123,7 @@ public final class Qcow2Image implements Image {
         if (channelWrapper != null) {
             c = channelWrapper.apply(c);
         }
+        this.blkdebug = c instanceof BlkdebugChannel b ? b.rules() : null;
         this.file = new Qcow2File(c, filename, this.options.syncMetadata());
         boolean ok = false;
         try {
@@ -183,6 +186,11 @@ public final class Qcow2Image implements Image {
     static Qcow2Image openWrapped(Path path, String filename, boolean readOnly, Options options,
                                   UnaryOperator<FileChannel> channelWrapper) throws IOException {
         return new Qcow2Image(path, filename, readOnly, options, channelWrapper);
+    }
+
+    @Override
+    public BlkdebugRules blkdebugRules() {
+        return blkdebug;
     }
 
     @Override
@@ -1317,6 +1325,9 @@ public final class Qcow2Image implements Image {
 
     @Override
     public void close() throws IOException {
+        if (blkdebug != null) {
+            blkdebug.releaseAll(); // a request held at a breakpoint holds the op lock: let it go first
+        }
         opLock.writeLock().lock();
         try {
             if (closed) {

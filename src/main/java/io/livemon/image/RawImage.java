@@ -52,6 +52,15 @@ final class RawImage implements Image {
             throw e;
         }
         this.size = ch.size();
+        this.blkdebug = ch instanceof BlkdebugChannel b ? b.rules() : null;
+    }
+
+    /** The blkdebug layer the wrapper puts under every channel, or null. */
+    private final BlkdebugRules blkdebug;
+
+    @Override
+    public BlkdebugRules blkdebugRules() {
+        return blkdebug;
     }
 
     @Override
@@ -257,6 +266,9 @@ final class RawImage implements Image {
 
     @Override
     public void close() throws IOException {
+        if (blkdebug != null) {
+            blkdebug.releaseAll(); // a request held at a breakpoint holds the op lock: let it go first
+        }
         opLock.writeLock().lock();
         try {
             ch.close();

@@ -55,7 +55,18 @@ public final class QemuIoCommand {
     private static final CmdInfo SLEEP = new CmdInfo("sleep", null, 1, 1, null,
             "waits for the given value in milliseconds");
     private static final CmdInfo HELP = new CmdInfo("help", "?", 0, 1, "[command]", "help for one or all commands");
-    private static final List<CmdInfo> COMMANDS = List.of(ALLOC, DISCARD, FLUSH, HELP, LENGTH, MAP, READ, SLEEP, WRITE);
+    private static final CmdInfo BREAK = new CmdInfo("break", null, 2, 2, "event tag",
+            "sets a breakpoint on event and tags the stopped request as tag");
+    private static final CmdInfo REMOVE_BREAK = new CmdInfo("remove_break", null, 1, 1, "tag",
+            "remove a breakpoint by tag");
+    private static final CmdInfo RESUME = new CmdInfo("resume", null, 1, 1, "tag", "resumes the request tagged as tag");
+    private static final CmdInfo WAIT_BREAK = new CmdInfo("wait_break", null, 1, 1, "tag",
+            "waits for the suspension of a request");
+    private static final List<CmdInfo> COMMANDS = List.of(ALLOC, BREAK, DISCARD, FLUSH, HELP, LENGTH, MAP, READ,
+            REMOVE_BREAK, RESUME, SLEEP, WAIT_BREAK, WRITE);
+
+    /** How long {@code wait_break} waits for a request to reach its breakpoint (QEMU waits for good). */
+    private static final long WAIT_BREAK_MS = 30_000;
 
     /** What {@code help} lists inside QEMU 7.2's HMP (commands livemon lacks answer "not found"). */
     private static final List<String> HELP_ALL = List.of(
@@ -64,7 +75,7 @@ public final class QemuIoCommand {
             "aio_read [-Ciqv] [-P pattern] off len [len..] -- asynchronously reads a number of bytes",
             "aio_write [-Cfiquz] [-P pattern] off len [len..] -- asynchronously writes a number of bytes",
             ALLOC.usage(),
-            "break event tag -- sets a breakpoint on event and tags the stopped request as tag",
+            BREAK.usage(),
             DISCARD.usage(),
             "flush -- flush all in-core file state to disk",
             HELP.usage(),
@@ -73,13 +84,13 @@ public final class QemuIoCommand {
             "map  -- prints the allocated areas of a file",
             READ.usage(),
             "readv [-Cqv] [-P pattern] off len [len..] -- reads a number of bytes at a specified offset",
-            "remove_break tag -- remove a breakpoint by tag",
+            REMOVE_BREAK.usage(),
             "reopen [(-r|-w)] [-c cache] [-o options] -- reopens an image with new options",
-            "resume tag -- resumes the request tagged as tag",
+            RESUME.usage(),
             "sigraise signal -- raises a signal",
             "sleep -- waits for the given value in milliseconds",
             "truncate [-m prealloc_mode] off -- truncates the current file at the given offset",
-            "wait_break tag -- waits for the suspension of a request",
+            WAIT_BREAK.usage(),
             WRITE.usage(),
             "writev [-Cfq] [-P pattern] off len [len..] -- writes a number of bytes at a specified offset");
 
@@ -167,6 +178,8 @@ public final class QemuIoCommand {
             } else if (ct == LENGTH) {
                 out.println(cvtstr(image.size()));
                 return 0;
+            } else if (ct == BREAK || ct == REMOVE_BREAK || ct == RESUME || ct == WAIT_BREAK) {
+                return breakpoint(image, ct, argv, out, err);
             } else if (ct == SLEEP) {
                 return sleep(argv, out);
             } else {
@@ -627,6 +640,55 @@ public final class QemuIoCommand {
             Thread.currentThread().interrupt();
         }
         return 0;
+    }
+
+    // ---------------------------------------------------------------- blkdebug breakpoints
+
+    /**
+     * break, remove_break, resume and wait_break (qemu-io-cmds.c break_f and the three after it) on the blkdebug
+     * layer under the drive's image. Without one QEMU's bdrv_debug_* return -ENOTSUP; the failures print to stdout.
+     */
+    private static int breakpoint(Image image, CmdInfo ct, List<String> argv, PrintStream out, PrintStream err) {
+        io.livemon.image.BlkdebugRules dbg = image.blkdebugRules();
+        int ret;
+        if (ct == WAIT_BREAK) {
+            if (dbg == null) {
+                return 0; // QEMU's loop would never end; there is nothing to wait for
+            }
+            try {
+                if (!dbg.awaitSuspended(argv.get(1), WAIT_BREAK_MS)) {
+                    err.println("wait_break: no request was suspended as '" + argv.get(1) + "' within "
+                            + WAIT_BREAK_MS / 1000 + " s");
+                    return -110;
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return -4;
+            }
+            return 0;
+        }
+        if (ct == BREAK) {
+            ret = dbg == null ? -95 : dbg.addBreakpoint(argv.get(1), argv.get(2));
+            if (ret < 0) {
+                out.println("Could not set breakpoint: " + strerror(ret));
+            }
+        } else if (ct == REMOVE_BREAK) {
+            ret = dbg == null ? -95 : dbg.removeBreakpoint(argv.get(1));
+            if (ret < 0) {
+                out.println("Could not remove breakpoint " + argv.get(1) + ": " + strerror(ret));
+            }
+        } else {
+            ret = dbg == null ? -95 : dbg.resume(argv.get(1));
+            if (ret < 0) {
+                out.println("Could not resume request: " + strerror(ret));
+            }
+        }
+        return ret;
+    }
+
+    private static String strerror(int negErrno) {
+        Errno e = Errno.ofNumber(-negErrno);
+        return e != null ? e.strerror : "Unknown error " + -negErrno;
     }
 
     private static int help(List<String> argv, PrintStream out) {

@@ -332,11 +332,10 @@ final class QmpCommands {
         if (a.has("replaces")) {
             throw QmpException.generic("livemon does not support 'replaces'");
         }
-        String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
         MirrorJob.Request r = new MirrorJob.Request(a.str("job-id"), a.str("device"), a.str("target"), format,
                 nodeName, a.str("sync"), reuse, a.integer("speed", 0), a.integer("granularity", 0),
-                a.integer("buf-size", 0), OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true),
-                a.bool("auto-dismiss", true), targetIsNode);
+                a.integer("buf-size", 0), onError(a, "on-source-error"), onError(a, "on-target-error"),
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true), targetIsNode);
         MirrorJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
     }
@@ -359,13 +358,17 @@ final class QmpCommands {
             throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-before-write filter"
                     + " is always implicit)");
         }
-        String onError = a.has("on-source-error") ? a.str("on-source-error") : "report";
         BackupJob.Request r = new BackupJob.Request(a.str("job-id"), a.str("device"), a.str("target"), format,
                 a.str("sync"), reuse, a.integer("speed", 0), a.str("bitmap"), a.str("bitmap-mode"),
-                a.bool("compress", false), OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true),
-                a.bool("auto-dismiss", true), targetIsNode);
+                a.bool("compress", false), onError(a, "on-source-error"), onError(a, "on-target-error"),
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true), targetIsNode);
         BackupJob.start(c.graph(), r, c.server().stdout()::println);
         return Json.obj();
+    }
+
+    /** A mirror's or backup's on-source-error / on-target-error: {@code report} when absent (blockdev.c). */
+    private static OnErrorPolicy onError(QmpCommand.Args a, String name) throws QmpException {
+        return OnErrorPolicy.fromQapi(a.has(name) ? a.str(name) : "report");
     }
 
     /** Transaction action types livemon runs, to the command each one's data is checked and run as. */

@@ -116,7 +116,7 @@ class BackupCompressTest {
         graph = new BlockGraph(dir);
         graph.addDrive(DriveOptions.parse("file=top.qcow2,if=none,id=virtio0"));
         BackupJob.start(graph, new BackupJob.Request(null, "virtio0", target, "qcow2", sync, false, 0, null, null,
-                compress, OnErrorPolicy.REPORT, true, true), line -> { });
+                compress, OnErrorPolicy.REPORT, OnErrorPolicy.REPORT, true, true), line -> { });
         assertThat(graph.awaitNoJobs(60_000)).isTrue();
         graph.close();
         graph = null;

@@ -57,12 +57,12 @@ class MirrorBackupJobTest {
 
     private MirrorJob mirror(String target, String sync, long speed) throws BlockException {
         return MirrorJob.start(graph, new MirrorJob.Request(null, "virtio0", target, "qcow2", null, sync, false,
-                speed, 0, 0, OnErrorPolicy.REPORT, true, true, false), stdout::add);
+                speed, 0, 0, OnErrorPolicy.REPORT, OnErrorPolicy.REPORT, true, true, false), stdout::add);
     }
 
     private BackupJob backup(String target, String sync, long speed) throws BlockException {
         return BackupJob.start(graph, new BackupJob.Request(null, "virtio0", target, "qcow2", sync, false, speed,
-                null, null, false, OnErrorPolicy.REPORT, true, true), stdout::add);
+                null, null, false, OnErrorPolicy.REPORT, OnErrorPolicy.REPORT, true, true), stdout::add);
     }
 
     private void awaitReady() {
@@ -279,7 +279,7 @@ class MirrorBackupJobTest {
         assertThatThrownBy(() -> MirrorJob.start(graph, MirrorJob.Request.hmp("node-D", "x.img", null, false,
                 false), stdout::add)).hasMessage("Need a root block node");
         assertThatThrownBy(() -> BackupJob.start(graph, new BackupJob.Request(null, "virtio0", "inc.qcow2", null,
-                "incremental", false, 0, null, null, false, OnErrorPolicy.REPORT, true, true), stdout::add))
+                "incremental", false, 0, null, null, false, OnErrorPolicy.REPORT, OnErrorPolicy.REPORT, true, true), stdout::add))
                 .hasMessage("must provide a valid bitmap name for 'incremental' sync mode");
         assertThat(Files.exists(dir.resolve("inc.qcow2"))).isTrue(); // created before the check, as QEMU does
         assertThat(stdout).noneMatch(l -> l.contains("raw.img") || l.contains("missing"));

@@ -119,4 +119,62 @@ class BlkdebugTest {
         }
         QemuTools.assertClean(dir, "d.img");
     }
+
+    /** qemu-io's break/resume/remove_break/wait_break: a request held at its breakpoint until let go. */
+    @Test
+    void aBreakpointHoldsTheNextRequestOfItsEventUntilResumed() throws Exception {
+        Assumptions.assumeTrue(QemuTools.available(), "qemu-img needed");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "d.img", "64M");
+        QemuTools.qemuIo(dir, "d.img", "write -P 0xdd 3M 1M");
+        Image d = Images.open(dir, "blkdebug::d.img", "qcow2", false);
+        BlkdebugRules dbg = d.blkdebugRules();
+        assertThat(dbg).isNotNull();
+        assertThat(dbg.addBreakpoint("nosuch", "bp")).isEqualTo(-2); // ENOENT, as QEMU's event lookup
+        assertThat(dbg.addBreakpoint("l2_load", "bp")).isEqualTo(-95); // an event livemon never raises
+        assertThat(dbg.resume("bp")).isEqualTo(-2);
+        assertThat(dbg.removeBreakpoint("bp")).isEqualTo(-2);
+        assertThat(dbg.addBreakpoint("read_aio", "bp")).isZero();
+        byte[] b = new byte[4096];
+        java.util.concurrent.CompletableFuture<Void> read = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                d.read(3 << 20, b, 0, b.length);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        assertThat(dbg.awaitSuspended("bp", 10_000)).isTrue();
+        Thread.sleep(100);
+        assertThat(read).isNotDone();
+        assertThat(dbg.resume("bp")).isZero();
+        read.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(b[0]).isEqualTo((byte) 0xdd);
+        // the breakpoint was used up: the next read goes through
+        d.read(3 << 20, b, 0, b.length);
+        assertThat(dbg.awaitSuspended("bp", 50)).isFalse();
+
+        // remove_break lets a held request go too; closing the image lets go of any left
+        assertThat(dbg.addBreakpoint("write_aio", "w")).isZero();
+        java.util.concurrent.CompletableFuture<Void> write = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                d.write(0, new byte[512], 0, 512);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        assertThat(dbg.awaitSuspended("w", 10_000)).isTrue();
+        assertThat(dbg.removeBreakpoint("w")).isZero();
+        write.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(dbg.addBreakpoint("read_aio", "last")).isZero();
+        java.util.concurrent.CompletableFuture<Void> held = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                d.read(3 << 20, b, 0, b.length);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        assertThat(dbg.awaitSuspended("last", 10_000)).isTrue();
+        d.close();
+        held.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        QemuTools.assertClean(dir, "d.img");
+    }
 }

@@ -69,6 +69,15 @@ class QemuIoCommandTest {
                 + "0 bytes, 1 ops; " + T1MS + " (0 bytes/sec and 1000.0000 ops/sec)\n");
     }
 
+    /** Recorded from QEMU 7.2 on a drive without blkdebug: bdrv_debug_* find no driver and return -ENOTSUP. */
+    @Test
+    void breakpointsWithoutBlkdebug() {
+        assertThat(run("break read_aio bp")).isEqualTo("Could not set breakpoint: Operation not supported\n");
+        assertThat(run("remove_break bp")).isEqualTo("Could not remove breakpoint bp: Operation not supported\n");
+        assertThat(run("resume bp")).isEqualTo("Could not resume request: Operation not supported\n");
+        assertThat(run("help resume")).isEqualTo("resume tag -- resumes the request tagged as tag\n");
+    }
+
     @Test
     void hexdump() {
         assertThat(run("read -v 12M 32")).isEqualTo(
