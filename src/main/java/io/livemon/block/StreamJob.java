@@ -2,6 +2,7 @@ package io.livemon.block;
 
 import io.livemon.image.Allocation;
 import io.livemon.image.BlockStatus;
+import io.livemon.image.CopyUpInterrupted;
 import io.livemon.image.Image;
 import io.livemon.image.Images;
 import java.io.IOException;
@@ -213,6 +214,14 @@ public final class StreamJob extends Job {
                 }
             } catch (IOException e) {
                 owed = 0;
+                if (e instanceof CopyUpInterrupted part && part.completedUpTo() > offset) {
+                    // QEMU's 512 KiB steps before the failing one are done and counted: the job's offset is the
+                    // failing step's start, where a retry (stop) begins and a report leaves it
+                    long done = Math.min(part.completedUpTo(), offset + n);
+                    n -= done - offset;
+                    offset = done;
+                    setOffset(offset);
+                }
                 // A stream's copy is a read through the chain, so QEMU reports every failure as a read.
                 ErrorAction action = ioError(e, true);
                 if (action == ErrorAction.STOP) {
@@ -224,6 +233,8 @@ public final class StreamJob extends Job {
                 if (action == ErrorAction.REPORT) {
                     break;
                 }
+                // ignore: QEMU skips the failing step only and copies on from the next one
+                n = Math.min(n, (offset / CHUNK + 1) * CHUNK - offset);
             }
             offset += n;
             setOffset(offset);

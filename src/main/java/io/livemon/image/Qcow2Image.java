@@ -1010,6 +1010,9 @@ public final class Qcow2Image implements Image {
         });
     }
 
+    /** The batched copy-up reads the backing chain in requests of at most this many bytes, aligned to it. */
+    private static final long COPY_UP_READ = 512 * 1024;
+
     /** Longest run the batched copy-up reads and writes at once when it allocates its own buffer. */
     private static final long COPY_RUN_MAX = 8L << 20;
 
@@ -1027,6 +1030,10 @@ public final class Qcow2Image implements Image {
      *
      * <p>{@code buffer} (may be null: one is allocated for the call) is the copy buffer; runs longer than its
      * capacity are copied in pieces. A direct buffer is read into and written from without extra copies.
+     *
+     * <p>The chain is read in 512 KiB requests, as QEMU's stream reads it. When one fails, the clusters read before
+     * it are still copied and {@link CopyUpInterrupted} says up to where (QEMU's stream keeps the steps it finished
+     * and reports the failing step's start as the job's offset); a failed write copies nothing.
      */
     @Override
     public long copyUpFromBacking(long offset, long len, Image base, ByteBuffer buffer) throws IOException {
@@ -1071,6 +1078,8 @@ public final class Qcow2Image implements Image {
         // 2. data: read through the chain, allocate, write (no L2 entry points at it yet)
         List<long[]> done = new ArrayList<>(); // {guest start, clusters, host offset}
         long copied = 0;
+        IOException readFailure = null;
+        long completedUpTo = offset; // with readFailure: the range below this is copied (or needed no copy)
         try {
             ByteBuffer buf = buffer;
             if (buf == null || buf.capacity() < cs) {
@@ -1081,16 +1090,36 @@ public final class Qcow2Image implements Image {
                 buf = ByteBuffer.allocateDirect((int) Math.min(longest, COPY_RUN_MAX));
             }
             long step = buf.capacity() & ~(cs - 1);
+            copying:
             for (long[] run : runs) {
                 copied += Math.min(end, Math.min(run[1], size)) - Math.max(offset, run[0]);
                 for (long s = run[0]; s < run[1]; s += step) {
                     long e = Math.min(run[1], s + step);
-                    int n = (int) (e - s);
                     int data = (int) (Math.min(e, size) - s);
-                    readBacking(s, buf, 0, data);
-                    if (data < n) {
-                        ChannelIo.zero(buf, data, n - data);
+                    // read as QEMU's stream reads, one request per 512 KiB step (block/stream.c STREAM_CHUNK), so
+                    // that a read error leaves the steps before it copied, and blkdebug sees QEMU's requests
+                    int got = 0;
+                    while (got < data) {
+                        long at = s + got;
+                        int m = (int) Math.min(data - got, (at / COPY_UP_READ + 1) * COPY_UP_READ - at);
+                        try {
+                            readBacking(at, buf, got, m);
+                        } catch (IOException readError) {
+                            readFailure = readError;
+                            break;
+                        }
+                        got += m;
                     }
+                    if (readFailure != null) {
+                        e = s + ((got / cs) * cs); // whole clusters read before the failing request
+                        completedUpTo = Math.max(offset, e);
+                        if (e == s) {
+                            break copying;
+                        }
+                    } else if (data < e - s) {
+                        ChannelIo.zero(buf, data, (int) (e - s - data));
+                    }
+                    int n = (int) (e - s);
                     long host;
                     meta.lock();
                     try {
@@ -1104,6 +1133,9 @@ public final class Qcow2Image implements Image {
                     }
                     done.add(new long[] {s, (e - s) >>> clusterBits, host});
                     file.writeInPieces(ChannelIo.slice(buf, 0, n), host);
+                    if (readFailure != null) {
+                        break copying;
+                    }
                 }
             }
         } catch (IOException | RuntimeException ex) {
@@ -1126,6 +1158,9 @@ public final class Qcow2Image implements Image {
             }
         } finally {
             meta.unlock();
+        }
+        if (readFailure != null) {
+            throw new CopyUpInterrupted(completedUpTo, readFailure);
         }
         return copied;
     }
