@@ -282,8 +282,11 @@ public final class MirrorJob extends Job {
         }
     }
 
-    /** Takes the next run of dirty clusters (at most MAX_REQUEST) and clears it; null when nothing is dirty. */
-    private long[] takeDirtyRun() {
+    /**
+     * Takes the next run of dirty clusters (at most MAX_REQUEST, then widened to whole {@code align}-byte clusters)
+     * and clears it; null when nothing is dirty.
+     */
+    private long[] takeDirtyRun(long align) {
         synchronized (dirty) {
             int c = dirty.nextSetBit(cursor);
             if (c < 0) {
@@ -293,6 +296,11 @@ public final class MirrorJob extends Job {
                 }
             }
             int end = Math.min(dirty.nextClearBit(c), c + (int) (MAX_REQUEST / GRANULARITY));
+            if (align > GRANULARITY) {
+                int per = (int) (align / GRANULARITY);
+                c = c / per * per;
+                end = (int) Math.min((size + GRANULARITY - 1) / GRANULARITY, ((long) end + per - 1) / per * per);
+            }
             dirty.clear(c, end);
             cursor = end;
             long start = c * GRANULARITY;
@@ -332,7 +340,8 @@ public final class MirrorJob extends Job {
         if (((targetNode.image().size() + 511) >>> 9) != ((size + 511) >>> 9)) {
             throw BlockErrors.differentSizes();
         }
-        byte[] buf = new byte[(int) MAX_REQUEST];
+        cow = copyOnWriteCluster();
+        byte[] buf = new byte[bufferSize()];
         if (sync != JobTarget.Sync.NONE) {
             dirtyInit();
         }
@@ -340,7 +349,7 @@ public final class MirrorJob extends Job {
         boolean ready = false;
         while (true) {
             pausePoint();
-            long[] run = takeDirtyRun();
+            long[] run = takeDirtyRun(cow);
             if (run != null) {
                 boolean reading = true;
                 try {
@@ -373,6 +382,31 @@ public final class MirrorJob extends Job {
         }
     }
 
+    /**
+     * The unit the mirror copies in: the target's cluster size when a target created or reused by drive-mirror names
+     * a backing file and has clusters larger than the granularity, else the granularity. QEMU opens such a target
+     * without its backing file, so a partly written cluster would not be filled from it: the mirror reads the whole
+     * cluster from the source instead (block/mirror.c mirror_run's cow_bitmap and mirror_cow_align), which is also
+     * what a read error of the source shows (iotests 041 TestReadErrors.test_large_cluster). livemon widens every
+     * request, where QEMU stops once a cluster has been written whole; the data copied is the same.
+     */
+    /** Set by the job thread before it copies (see {@link #copyOnWriteCluster()}); read by the same thread. */
+    private long cow = GRANULARITY;
+
+    /** The copy buffer: the largest run plus the widening on both sides. */
+    private int bufferSize() {
+        return (int) (cow > GRANULARITY ? MAX_REQUEST + 2 * cow : MAX_REQUEST);
+    }
+
+    private long copyOnWriteCluster() throws IOException {
+        Image t = targetNode.image();
+        String backingString = t.backingFileString();
+        if (targetIsNode || backingString == null || backingString.isEmpty()) {
+            return GRANULARITY;
+        }
+        return Math.max(GRANULARITY, t.info().clusterSize());
+    }
+
     /** Holds new guest writes and waits for those in flight. */
     private void freeze() throws InterruptedIOException {
         synchronized (gate) {
@@ -400,9 +434,9 @@ public final class MirrorJob extends Job {
     protected void prepare() throws IOException {
         freeze();
         try {
-            byte[] buf = new byte[(int) MAX_REQUEST];
+            byte[] buf = new byte[bufferSize()];
             long done = info().offset();
-            for (long[] run = takeDirtyRun(); run != null; run = takeDirtyRun()) {
+            for (long[] run = takeDirtyRun(cow); run != null; run = takeDirtyRun(cow)) {
                 copy(run[0], run[1], buf);
                 done += run[1];
             }

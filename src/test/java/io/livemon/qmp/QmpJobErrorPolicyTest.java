@@ -117,4 +117,46 @@ class QmpJobErrorPolicyTest {
                     + "\"device\": \"virtio0\"}}")).endsWith("{\"return\": {}}");
         }
     }
+
+    /**
+     * iotests 041 TestReadErrors.test_large_cluster: a sync=top mirror into an existing target with 128 KiB clusters
+     * and a backing file copies whole target clusters, so the half of the cluster the source's top lacks is read
+     * through the source's chain, where blkdebug fails it once (on-source-error ignore: the job retries and ends
+     * with the target equal to the source).
+     */
+    @Test
+    void aMirrorIntoLargerTargetClustersReadsWholeTargetClusters() throws Exception {
+        fx.close();
+        fx = null;
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "raw", "backing.raw", "2M");
+        QemuTools.qemuIoFmt(dir, "raw", "backing.raw", "write -P 0x5a 0 2M");
+        java.nio.file.Files.writeString(dir.resolve("dbg.conf"), "[inject-error]\nstate = \"1\"\nevent = "
+                + "\"read_aio\"\nerrno = \"5\"\nimmediately = \"off\"\nonce = \"on\"\nsector = \"2048\"\n"
+                + "[set-state]\nstate = \"1\"\nevent = \"read_aio\"\nnew_state = \"2\"\n"
+                + "[set-state]\nstate = \"2\"\nevent = \"read_aio\"\nnew_state = \"1\"\n");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-o", "backing_file=blkdebug:dbg.conf:backing.raw,"
+                + "backing_fmt=raw", "top.qcow2");
+        QemuTools.qemuIo(dir, "top.qcow2", "write -P 0x11 1114112 512");
+        QemuTools.qemuImg(dir, "create", "-q", "-f", "qcow2", "-o", "cluster_size=131072", "-b", "backing.raw",
+                "-F", "raw", "target.qcow2");
+        fx = new QmpFixture(dir, QmpServer.Limits.DEFAULT, "file=top.qcow2,if=none,id=drive0");
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(c.exchange("{\"execute\": \"drive-mirror\", \"arguments\": {\"device\": \"drive0\", "
+                    + "\"target\": \"target.qcow2\", \"sync\": \"top\", \"mode\": \"existing\", "
+                    + "\"on-source-error\": \"ignore\"}}")).endsWith("{\"return\": {}}");
+            List<String> first = c.until("BLOCK_JOB_");
+            assertThat(first.get(first.size() - 1)).isEqualTo("{\"timestamp\": {\"seconds\": S, \"microseconds\": "
+                    + "U}, \"event\": \"BLOCK_JOB_ERROR\", \"data\": {\"device\": \"drive0\", \"operation\": "
+                    + "\"read\", \"action\": \"ignore\"}}");
+            c.until("BLOCK_JOB_READY");
+            assertThat(c.exchange("{\"execute\": \"block-job-complete\", \"arguments\": {\"device\": "
+                    + "\"drive0\"}}")).endsWith("{\"return\": {}}");
+            c.until("BLOCK_JOB_COMPLETED");
+        }
+        fx.close();
+        fx = null;
+        QemuTools.qemuImg(dir, "rebase", "-q", "-f", "qcow2", "-u", "-b", "backing.raw", "-F", "raw", "top.qcow2");
+        assertThat(QemuTools.compare(dir, "top.qcow2", "target.qcow2").ok()).isTrue();
+        QemuTools.assertClean(dir, "target.qcow2");
+    }
 }
