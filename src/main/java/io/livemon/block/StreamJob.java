@@ -187,7 +187,10 @@ public final class StreamJob extends Job {
             stepHead(owed);
             owed = 0;
             boolean throttled = info().speed() != 0;
-            long n = Math.min(throttled ? CHUNK : UNTHROTTLED_CHUNK, len - offset);
+            // The first step is QEMU's size even unthrottled: a pause or cancel given while it runs (a client that
+            // held the drive with a blkdebug breakpoint, iotests 030 test_stream_pause) then takes effect where
+            // QEMU's would, at 512 KiB; the steps after it are larger, for speed.
+            long n = Math.min(throttled || offset == 0 ? CHUNK : UNTHROTTLED_CHUNK, len - offset);
             try {
                 if (throttled) {
                     // QEMU's steps while throttled (each may sleep, so they must be QEMU's): one extent at a time,
