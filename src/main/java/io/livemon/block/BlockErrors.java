@@ -294,6 +294,24 @@ public final class BlockErrors {
     // ---------------------------------------------------------------- stream, commit, mirror, backup
 
     /** blockdev.c qmp_block_stream. */
+    /** blockdev.c qmp_block_stream: {@code bottom} names a filter node. */
+    static BlockException bottomIsFilter(String bottom) {
+        return generic("Node '" + bottom + "' is a filter, use a non-filter node as 'bottom'");
+    }
+
+    /** blockdev.c qmp_block_stream: {@code bottom} is not in the chain below {@code device}. */
+    static BlockException bottomNotInChain(String bottom, String device) {
+        return generic("Node '" + bottom + "' is not in a chain starting from '" + device + "'");
+    }
+
+    /**
+     * block.c bdrv_freeze_backing_chain: the chain a new job would hold crosses the link to a filter that may never
+     * be frozen (an intermediate commit's commit_top, named by its node name).
+     */
+    static BlockException cannotFreezeLink(String filterNodeName) {
+        return generic("Cannot freeze 'backing' link to '" + filterNodeName + "'");
+    }
+
     static BlockException backingFileForWholeChain() {
         return generic("backing file specified, but streaming the entire chain");
     }

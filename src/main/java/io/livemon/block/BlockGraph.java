@@ -1116,6 +1116,20 @@ public final class BlockGraph implements JobContext, AutoCloseable {
         }
     }
 
+    /** Whether {@code n} is in the graph now (a job's filter leaves it when the job cleans up). */
+    boolean contains(BlockNode n) {
+        synchronized (lock) {
+            return nodes.contains(n);
+        }
+    }
+
+    /** The jobs listed now (concluded ones not yet dismissed included), oldest first. */
+    List<Job> jobsNow() {
+        synchronized (lock) {
+            return new ArrayList<>(jobs.values());
+        }
+    }
+
     /** Every job, newest first (as {@code info block-jobs} lists them). */
     public List<JobInfo> jobInfos() {
         List<Job> list;

@@ -201,11 +201,10 @@ public final class CommitJob extends Job {
             job.discardCreated();
             throw BlockErrors.negativeSpeed();
         }
-        // QEMU blocks the device's node (the job's main node), the overlay of top, top…above-base and base.
+        // QEMU blocks the device's node (the job's main node), top…above-base and base (block/commit.c
+        // commit_start). The overlay of top is not blocked: its link to the commit_top filter can never be frozen,
+        // which keeps a stream across it out (StreamJob, "Cannot freeze 'backing' link").
         job.blocked.add(bs);
-        if (overlay != null && overlay != bs) {
-            job.blocked.add(overlay);
-        }
         for (BlockNode n : dropped) {
             if (!job.blocked.contains(n)) {
                 job.blocked.add(n);
@@ -271,10 +270,26 @@ public final class CommitJob extends Job {
         if (j == null) {
             return;
         }
+        // only a stream's copy-on-read filter is itself blocked (QEMU meets it first); an intermediate commit's
+        // commit_top is not, so QEMU names the node under it
         BlockNode f = j.filter;
-        String name = f != null && f.child() == n && n != bs && graph.deviceOf(n) == null ? f.name()
-                : graph.deviceOrNodeName(n);
+        String name = f != null && f.child() == n && n != bs && graph.deviceOf(n) == null
+                && f.driver().equals("copy-on-read") ? f.name() : graph.deviceOrNodeName(n);
         throw BlockErrors.busy(name, j);
+    }
+
+    /**
+     * The commit_top filter between {@code overlay} and its backing node when an intermediate commit runs under it
+     * (the filter's link can never be frozen), else null.
+     */
+    static BlockNode unfreezableFilterBelow(BlockGraph graph, BlockNode overlay) {
+        for (Job j : graph.jobsNow()) {
+            if (j instanceof CommitJob c && !c.activeCommit && c.overlay == overlay && j.filter != null
+                    && graph.contains(j.filter)) {
+                return j.filter;
+            }
+        }
+        return null;
     }
 
     @Override

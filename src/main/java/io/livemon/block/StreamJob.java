@@ -48,14 +48,24 @@ public final class StreamJob extends Job {
         this.targetWasReadOnly = target.readOnly();
     }
 
-    /** Validates the request as QEMU does, then starts the job. */
+    /**
+     * Validates the request as QEMU 7.2's qmp_block_stream does, in its order, then starts the job. With
+     * {@code bottom}, the node below it is the base, and (as QEMU's base is then the node below bottom, whatever it
+     * is) a filter another job put there is not this job's concern.
+     */
     public static StreamJob start(BlockGraph graph, StreamRequest r) throws BlockException {
-        BlockNode named = graph.lookupNode(r.device(), r.device());
-        BlockNode target = named.skipFilters();
-        BlockDevice device = graph.deviceOf(target);
         if (r.base() != null && r.baseNode() != null) {
             throw BlockErrors.cannotSpecifyBoth("base", "base-node");
         }
+        if (r.base() != null && r.bottom() != null) {
+            throw BlockErrors.cannotSpecifyBoth("base", "bottom");
+        }
+        if (r.bottom() != null && r.baseNode() != null) {
+            throw BlockErrors.cannotSpecifyBoth("bottom", "base-node");
+        }
+        BlockNode named = graph.lookupNode(r.device(), r.device());
+        BlockNode target = named.skipFilters();
+        BlockDevice device = graph.deviceOf(target);
         BlockNode base = null;
         if (r.base() != null) {
             base = BackingNames.findBackingImage(graph, target, r.base());
@@ -71,12 +81,23 @@ public final class StreamJob extends Job {
                 throw BlockErrors.notBackingImageOf(r.baseNode(), target.name());
             }
         }
+        if (r.bottom() != null) {
+            BlockNode bottom = graph.lookupNode(null, r.bottom());
+            if (bottom.isFilter()) {
+                throw BlockErrors.bottomIsFilter(r.bottom());
+            }
+            if (bottom != target && !isBelow(target, bottom)) {
+                throw BlockErrors.bottomNotInChain(r.bottom(), r.device());
+            }
+            base = bottom.backing();
+        }
         if (named.isFilter() && named.driver().equals("mirror_top")) {
             // A mirror's filter sits at the device's root; QEMU refuses after looking up the base (a bad base name
             // is reported first) and before looking at what holds the nodes.
             throw BlockErrors.needRootNode();
         }
-        if (r.backingFile() != null && base == null) {
+        if (r.backingFile() != null && (base == null || r.bottom() != null)) {
+            // with bottom, QEMU passes no base node on, so a backing file is refused as for the whole chain
             throw BlockErrors.backingFileForWholeChain();
         }
         String id = r.jobId();
@@ -94,11 +115,20 @@ public final class StreamJob extends Job {
             CommitJob.checkNotBusy(graph, n, target);
             intermediates.add(n);
         }
-        if (base != null) {
+        if (base != null && r.bottom() == null) {
             // the base itself is free to be another job's, but a stream filter above it lies between base and top
             Job j = graph.blocker(base);
-            if (j != null && j.filter != null && j.filter.child() == base && graph.deviceOf(base) == null) {
+            if (j != null && j.filter != null && j.filter.child() == base && graph.deviceOf(base) == null
+                    && j.filter.driver().equals("copy-on-read")) {
                 throw BlockErrors.busy(j.filter.name(), j);
+            }
+        }
+        // stream_start freezes the chain from the target down to the base; an intermediate commit's filter in it
+        // refuses (block.c bdrv_freeze_backing_chain)
+        for (BlockNode n = target; n != null && n != base; n = n.backing()) {
+            BlockNode unfreezable = CommitJob.unfreezableFilterBelow(graph, n);
+            if (unfreezable != null && n.backing() != null) {
+                throw BlockErrors.cannotFreezeLink(unfreezable.name());
             }
         }
         if (target.fixedReadOnly()) {

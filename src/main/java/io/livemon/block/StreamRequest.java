@@ -9,9 +9,16 @@ package io.livemon.block;
  * @param baseNode    node name of the base, or null
  * @param backingFile backing file string to write (only with a base), or null for base's file name
  * @param speed       bytes per second, 0 = unlimited
+ * @param bottom      node name of the last node to copy from (its backing node is kept), or null
  */
 public record StreamRequest(String jobId, String device, String base, String baseNode, String backingFile, long speed,
-                            OnErrorPolicy onError, boolean autoFinalize, boolean autoDismiss) {
+                            OnErrorPolicy onError, boolean autoFinalize, boolean autoDismiss, String bottom) {
+
+    /** A request without {@code bottom}. */
+    public StreamRequest(String jobId, String device, String base, String baseNode, String backingFile, long speed,
+                         OnErrorPolicy onError, boolean autoFinalize, boolean autoDismiss) {
+        this(jobId, device, base, baseNode, backingFile, speed, onError, autoFinalize, autoDismiss, null);
+    }
 
     /** What HMP's {@code block_stream device [speed [base]]} asks for. */
     public static StreamRequest hmp(String device, long speed, String base) {

@@ -254,26 +254,14 @@ final class QmpCommands {
     // ---------------------------------------------------------------- block operations
 
     private static Object blockStream(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
-        String baseNode = a.str("base-node");
-        if (a.has("bottom")) {
-            if (a.has("base")) {
-                throw QmpException.of(BlockErrors.cannotSpecifyBoth("base", "bottom"));
-            }
-            if (baseNode != null) {
-                throw QmpException.of(BlockErrors.cannotSpecifyBoth("base-node", "bottom"));
-            }
-            BlockNode bottom = c.graph().lookupNode(null, a.str("bottom"));
-            BlockNode below = bottom.skipFilters().backing();
-            baseNode = below == null ? null : below.name();
-        }
         if (a.has("filter-node-name")) {
             throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-on-read filter is"
                     + " always implicit)");
         }
         String onError = a.has("on-error") ? a.str("on-error") : "report";
-        StreamRequest r = new StreamRequest(a.str("job-id"), a.str("device"), a.str("base"), baseNode,
+        StreamRequest r = new StreamRequest(a.str("job-id"), a.str("device"), a.str("base"), a.str("base-node"),
                 a.str("backing-file"), a.integer("speed", 0), OnErrorPolicy.fromQapi(onError),
-                a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true), a.str("bottom"));
         StreamJob.start(c.graph(), r);
         return Json.obj();
     }
