@@ -104,4 +104,61 @@ class QmpParallelJobsTest {
                     .containsExactly(generic("Need a root block node"));
         }
     }
+
+    /**
+     * iotests 030 test_stream_parallel in small: streams given {@code bottom} on disjoint parts of the chain run
+     * together, even where one's base is under the other's copy-on-read filter; both finish, the data is kept and
+     * the chain is E <- C <- A.
+     */
+    @Test
+    void streamsWithBottomOnDisjointPartsRunTogether() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(last(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"node-C\", "
+                    + "\"bottom\": \"node-B\", \"job-id\": \"s1\", \"speed\": 1024}}"))).isEqualTo(RETURN);
+            assertThat(last(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"node-E\", "
+                    + "\"bottom\": \"node-D\", \"job-id\": \"s2\", \"speed\": 1024}}"))).isEqualTo(RETURN);
+            assertThat(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"node-E\", "
+                    + "\"bottom\": \"node-D\", \"base-node\": \"node-A\"}}"))
+                    .containsExactly(generic("'bottom' and 'base-node' cannot be specified at the same time"));
+            for (String j : new String[] {"s2", "s1"}) {
+                assertThat(last(c.exchange("{\"execute\": \"block-job-set-speed\", \"arguments\": {\"device\": \""
+                        + j + "\", \"speed\": 0}}"))).isEqualTo(RETURN);
+            }
+            c.until("\"null\", \"id\": \"s");
+            c.until("\"null\", \"id\": \"s");
+        }
+        fx.close();
+        fx = null;
+        assertThat(QemuTools.compare(dir, "before.raw", "file-E.img").ok()).isTrue();
+        String chain = QemuTools.qemuImg(dir, "info", "-U", "--backing-chain", "file-E.img").stdout();
+        assertThat(chain).contains("backing file: file-C.img").contains("backing file: file-A.img")
+                .doesNotContain("file-B.img").doesNotContain("file-D.img");
+        for (String f : new String[] {"A", "C", "E"}) {
+            QemuTools.assertClean(dir, "file-" + f + ".img");
+        }
+    }
+
+    /**
+     * iotests 030 test_overlapping_2 in small, and QEMU 7.2 by hand: an intermediate commit (top C, base B) blocks
+     * the device's node, C and B but not D, the overlay of top; a stream into D meets C (named), or, with C as its
+     * base, the link to the commit_top filter that can never be frozen.
+     */
+    @Test
+    void aStreamAcrossAnIntermediateCommitIsRefusedAsQemu() throws Exception {
+        try (QmpTestClient c = fx.negotiated()) {
+            assertThat(last(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"job-id\": \"c\", \"top-node\": \"node-C\", \"base-node\": \"node-B\", \"speed\": 1}}")))
+                    .isEqualTo(RETURN);
+            assertThat(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"node-D\", "
+                    + "\"base-node\": \"node-A\", \"job-id\": \"s\"}}"))
+                    .containsExactly(generic("Node 'node-C' is busy: block device is in use by block job: commit"));
+            assertThat(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"node-D\", "
+                    + "\"base-node\": \"node-C\", \"job-id\": \"s\"}}")).singleElement().asString()
+                    .matches("\\{\"error\": \\{\"class\": \"GenericError\", \"desc\": \"Cannot freeze 'backing' "
+                            + "link to '#block\\d+'\"}}");
+            assertThat(c.exchange("{\"execute\": \"block-stream\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"base-node\": \"node-D\", \"job-id\": \"s\"}}"))
+                    .containsExactly(generic("Node 'virtio0' is busy: block device is in use by block job: commit"));
+        }
+    }
 }
