@@ -191,7 +191,7 @@ public final class BackupJob extends Job {
             job.setLen(job.alignedLen()); // QEMU counts progress in whole job clusters
             job.blocked.add(source);
             job.blocked.add(targetNode);
-            graph.startJobBehindFilter(job, device, source, "copy-before-write", job.cbw);
+            graph.startJobBehindFilter(job, device, source, "copy-before-write", null, job.cbw);
             // QEMU pauses the job briefly while it inserts the copy-before-write filter
             job.transition(JobStatus.PAUSED);
             job.transition(JobStatus.RUNNING);

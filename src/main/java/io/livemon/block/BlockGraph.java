@@ -579,10 +579,18 @@ public final class BlockGraph implements JobContext, AutoCloseable {
     }
 
     /** Inserts a job's filter node above {@code below}; returns the filter. Caller: the job starting. */
-    BlockNode insertFilter(BlockDevice device, BlockNode below, String driver) {
+    BlockNode insertFilter(BlockDevice device, BlockNode below, String driver, String nodeName)
+            throws BlockException {
         synchronized (lock) {
-            BlockNode f = new BlockNode(generateNodeName(), true, BlockNode.Role.FILTER, driver, below.image(), below,
-                    true);
+            if (nodeName != null) {
+                // QMP's filter-node-name: checked as a node-name (block.c bdrv_assign_node_name)
+                if (!BlockdevOptions.isValidNodeName(nodeName)) {
+                    throw BlockErrors.invalidNodeName(nodeName);
+                }
+                checkNodeNameFree(nodeName);
+            }
+            BlockNode f = new BlockNode(nodeName != null ? nodeName : generateNodeName(), nodeName == null,
+                    BlockNode.Role.FILTER, driver, below.image(), below, true);
             nodes.add(f);
             if (device != null && device.root() == below) {
                 device.setRoot(f);
@@ -1060,9 +1068,9 @@ public final class BlockGraph implements JobContext, AutoCloseable {
      * given, a listener on the guest's writes to {@code below}; undoes both when the job cannot start. The filter is
      * the job's {@link Job#filter} before its thread starts; the job removes it when it ends.
      */
-    void startJobBehindFilter(Job job, BlockDevice device, BlockNode below, String driver,
+    void startJobBehindFilter(Job job, BlockDevice device, BlockNode below, String driver, String filterNodeName,
                               WriteListener listener) throws BlockException {
-        BlockNode filter = insertFilter(device, below, driver);
+        BlockNode filter = insertFilter(device, below, driver, filterNodeName);
         job.filter = filter;
         if (listener != null) {
             below.addWriteListener(listener);

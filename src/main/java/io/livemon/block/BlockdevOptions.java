@@ -17,6 +17,11 @@ import java.util.regex.Pattern;
  */
 public final class BlockdevOptions {
     private static final Pattern NODE_NAME = Pattern.compile("[A-Za-z][A-Za-z0-9_.\\-]*");
+
+    /** Whether {@code name} is a valid node name (a letter, then letters, digits, '-', '.', '_'). */
+    static boolean isValidNodeName(String name) {
+        return NODE_NAME.matcher(name).matches();
+    }
     private static final Set<String> BASE = Set.of("driver", "node-name", "discard", "cache", "read-only",
             "auto-read-only", "force-share", "detect-zeroes");
     private static final Map<String, Set<String>> DRIVER_KEYS = Map.of(

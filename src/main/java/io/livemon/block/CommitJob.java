@@ -35,7 +35,14 @@ public final class CommitJob extends Job {
     /** The arguments of block-commit. */
     public record Request(String jobId, String device, String baseNode, String base, String topNode, String top,
                           String backingFile, long speed, OnErrorPolicy onError, boolean autoFinalize,
-                          boolean autoDismiss) {
+                          boolean autoDismiss, String filterNodeName) {
+        /** A request whose filter (commit_top or mirror_top) gets a generated node name. */
+        public Request(String jobId, String device, String baseNode, String base, String topNode, String top,
+                       String backingFile, long speed, OnErrorPolicy onError, boolean autoFinalize,
+                       boolean autoDismiss) {
+            this(jobId, device, baseNode, base, topNode, top, backingFile, speed, onError, autoFinalize, autoDismiss,
+                    null);
+        }
     }
 
     private final BlockGraph graph;
@@ -223,10 +230,10 @@ public final class CommitJob extends Job {
         }
         try {
             if (activeCommit) {
-                graph.startJobBehindFilter(job, device, bs, "mirror_top", job.listener);
+                graph.startJobBehindFilter(job, device, bs, "mirror_top", r.filterNodeName(), job.listener);
             } else {
                 // the commit_top filter sits above top (listed in info block -n); the device's root is unchanged
-                graph.startJobBehindFilter(job, null, top, "commit_top", null);
+                graph.startJobBehindFilter(job, null, top, "commit_top", r.filterNodeName(), null);
             }
         } catch (BlockException e) {
             job.restoreBaseReadOnly();

@@ -246,7 +246,7 @@ public final class MirrorJob extends Job {
             }
         }
         blocked.add(targetNode);
-        graph.startJobBehindFilter(this, device, source, "mirror_top", listener);
+        graph.startJobBehindFilter(this, device, source, "mirror_top", null, listener);
     }
 
     @Override

@@ -160,7 +160,7 @@ public final class StreamJob extends Job {
             throw BlockErrors.ioOrEio(e);
         }
         try {
-            graph.startJobBehindFilter(job, device, target, "copy-on-read", null);
+            graph.startJobBehindFilter(job, device, target, "copy-on-read", r.filterNodeName(), null);
             job.filter.setCopyOnRead(base == null ? null : base.image());
         } catch (BlockException e) {
             job.restoreReadOnly();

@@ -10,14 +10,16 @@ package io.livemon.block;
  * @param backingFile backing file string to write (only with a base), or null for base's file name
  * @param speed       bytes per second, 0 = unlimited
  * @param bottom      node name of the last node to copy from (its backing node is kept), or null
+ * @param filterNodeName node name of the job's copy-on-read filter, or null for a generated one
  */
 public record StreamRequest(String jobId, String device, String base, String baseNode, String backingFile, long speed,
-                            OnErrorPolicy onError, boolean autoFinalize, boolean autoDismiss, String bottom) {
+                            OnErrorPolicy onError, boolean autoFinalize, boolean autoDismiss, String bottom,
+                            String filterNodeName) {
 
-    /** A request without {@code bottom}. */
+    /** A request without {@code bottom} or {@code filter-node-name}. */
     public StreamRequest(String jobId, String device, String base, String baseNode, String backingFile, long speed,
                          OnErrorPolicy onError, boolean autoFinalize, boolean autoDismiss) {
-        this(jobId, device, base, baseNode, backingFile, speed, onError, autoFinalize, autoDismiss, null);
+        this(jobId, device, base, baseNode, backingFile, speed, onError, autoFinalize, autoDismiss, null, null);
     }
 
     /** What HMP's {@code block_stream device [speed [base]]} asks for. */

@@ -254,27 +254,21 @@ final class QmpCommands {
     // ---------------------------------------------------------------- block operations
 
     private static Object blockStream(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
-        if (a.has("filter-node-name")) {
-            throw QmpException.generic("livemon does not support 'filter-node-name' (the copy-on-read filter is"
-                    + " always implicit)");
-        }
         String onError = a.has("on-error") ? a.str("on-error") : "report";
         StreamRequest r = new StreamRequest(a.str("job-id"), a.str("device"), a.str("base"), a.str("base-node"),
                 a.str("backing-file"), a.integer("speed", 0), OnErrorPolicy.fromQapi(onError),
-                a.bool("auto-finalize", true), a.bool("auto-dismiss", true), a.str("bottom"));
+                a.bool("auto-finalize", true), a.bool("auto-dismiss", true), a.str("bottom"),
+                a.str("filter-node-name"));
         StreamJob.start(c.graph(), r);
         return Json.obj();
     }
 
     private static Object blockCommit(QmpContext c, QmpCommand.Args a) throws QmpException, BlockException {
-        if (a.has("filter-node-name")) {
-            throw QmpException.generic("livemon does not support 'filter-node-name' (the commit_top / mirror_top"
-                    + " filter is always implicit)");
-        }
         String onError = a.has("on-error") ? a.str("on-error") : "report";
         CommitJob.Request r = new CommitJob.Request(a.str("job-id"), a.str("device"), a.str("base-node"),
                 a.str("base"), a.str("top-node"), a.str("top"), a.str("backing-file"), a.integer("speed", 0),
-                OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true), a.bool("auto-dismiss", true));
+                OnErrorPolicy.fromQapi(onError), a.bool("auto-finalize", true), a.bool("auto-dismiss", true),
+                a.str("filter-node-name"));
         CommitJob.start(c.graph(), r);
         return Json.obj();
     }

@@ -181,12 +181,25 @@ class QmpCommitTest {
             assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"device\": \"virtio0\", "
                     + "\"speed\": -1}}")).containsExactly(jsc("created", "virtio0"), jsc("null", "virtio0"),
                     generic("Parameter 'speed' expects a non-negative value"));
-            List<String> f = c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"device\": \"virtio0\", "
-                    + "\"filter-node-name\": \"f\"}}");
-            assertThat(f).hasSize(1);
-            assertThat(f.get(0)).startsWith("{\"error\": {\"class\": \"GenericError\", \"desc\": \"livemon does not"
-                    + " support 'filter-node-name'");
+            assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"filter-node-name\": \"1f\"}}")).containsExactly(generic("Invalid node-name: '1f'"));
+            assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"filter-node-name\": \"node-B\"}}"))
+                    .containsExactly(generic("Duplicate nodes with node-name='node-B'"));
             assertThat(c.exchange("{\"execute\": \"query-block-jobs\"}")).containsExactly("{\"return\": []}");
+            // the filter takes the name while the job runs, and gives it back when the job ends
+            assertThat(c.exchange("{\"execute\": \"block-commit\", \"arguments\": {\"device\": \"virtio0\", "
+                    + "\"filter-node-name\": \"f\", \"speed\": 1}}")).endsWith("{\"return\": {}}");
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"null-co\", "
+                    + "\"node-name\": \"f\"}}")).containsExactly(generic("Duplicate nodes with node-name='f'"));
+            List<String> cancel = c.exchange("{\"execute\": \"block-job-cancel\", \"arguments\": {\"device\": "
+                    + "\"virtio0\", \"force\": true}}");
+            assertThat(cancel).endsWith("{\"return\": {}}");
+            if (cancel.stream().noneMatch(l -> l.contains("\"null\""))) {
+                c.until("\"null\"");
+            }
+            assertThat(c.exchange("{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"null-co\", "
+                    + "\"node-name\": \"f\"}}")).containsExactly("{\"return\": {}}");
             assertThat(c.exchange("{\"execute\": \"query-commands\"}").get(0))
                     .contains("{\"name\": \"block-commit\"}");
         }
