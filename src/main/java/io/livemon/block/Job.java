@@ -722,7 +722,6 @@ public abstract class Job {
         }
     }
 
-
     /** What the work loop does after an I/O error, as the on-error policy decides. */
     protected enum ErrorAction {
         /** Fail the job with the error. */
