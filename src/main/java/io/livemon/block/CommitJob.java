@@ -281,7 +281,7 @@ public final class CommitJob extends Job {
         // commit_top is not, so QEMU names the node under it
         BlockNode f = j.filter;
         String name = f != null && f.child() == n && n != bs && graph.deviceOf(n) == null
-                && f.driver().equals("copy-on-read") ? f.name() : graph.deviceOrNodeName(n);
+                && j.blocksItsFilter() ? f.name() : graph.deviceOrNodeName(n);
         throw BlockErrors.busy(name, j);
     }
 

@@ -802,6 +802,15 @@ public abstract class Job {
         return true;
     }
 
+    /**
+     * Whether the job's filter is one of the nodes it blocks, so that a walk down the chain meets (and a busy error
+     * names) the filter before the node under it: a stream's copy-on-read filter is; an intermediate commit's
+     * commit_top is not (block/commit.c adds top..base and base, not its filter).
+     */
+    boolean blocksItsFilter() {
+        return false;
+    }
+
     /** The nodes this job holds (no other job may start on them). */
     public abstract java.util.List<BlockNode> blockedNodes();
 

@@ -119,7 +119,7 @@ public final class StreamJob extends Job {
             // the base itself is free to be another job's, but a stream filter above it lies between base and top
             Job j = graph.blocker(base);
             if (j != null && j.filter != null && j.filter.child() == base && graph.deviceOf(base) == null
-                    && j.filter.driver().equals("copy-on-read")) {
+                    && j.blocksItsFilter()) {
                 throw BlockErrors.busy(j.filter.name(), j);
             }
         }
@@ -304,6 +304,11 @@ public final class StreamJob extends Job {
         }, "stream-writeback-" + id());
         t.setDaemon(true);
         t.start();
+    }
+
+    @Override
+    boolean blocksItsFilter() {
+        return true; // block/stream.c stream_start: block_job_add_bdrv(..., cor_filter_bs, ...)
     }
 
     @Override
