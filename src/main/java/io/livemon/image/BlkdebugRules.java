@@ -365,10 +365,10 @@ public final class BlkdebugRules {
      */
     public synchronized int addBreakpoint(String event, String tag) {
         if (!QEMU_EVENTS.contains(event)) {
-            return -2;
+            return -Errno.ENOENT.number;
         }
         if (kindOf(event) == null) {
-            return -95;
+            return -Errno.ENOTSUP.number;
         }
         breakpoints.add(new Breakpoint(event, tag));
         return 0;
@@ -380,12 +380,12 @@ public final class BlkdebugRules {
      */
     public synchronized int removeBreakpoint(String tag) {
         boolean found = breakpoints.removeIf(b -> b.tag().equals(tag));
-        return resumeTagged(tag) || found ? 0 : -2;
+        return resumeTagged(tag) || found ? 0 : -Errno.ENOENT.number;
     }
 
     /** qemu-io {@code resume TAG}: resumes the requests suspended under {@code tag}; 0, or {@code -ENOENT} (2). */
     public synchronized int resume(String tag) {
-        return resumeTagged(tag) ? 0 : -2;
+        return resumeTagged(tag) ? 0 : -Errno.ENOENT.number;
     }
 
     private boolean resumeTagged(String tag) {

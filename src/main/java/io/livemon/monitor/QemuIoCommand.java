@@ -668,17 +668,17 @@ public final class QemuIoCommand {
             return 0;
         }
         if (ct == BREAK) {
-            ret = dbg == null ? -95 : dbg.addBreakpoint(argv.get(1), argv.get(2));
+            ret = dbg == null ? -Errno.ENOTSUP.number : dbg.addBreakpoint(argv.get(1), argv.get(2));
             if (ret < 0) {
                 out.println("Could not set breakpoint: " + strerror(ret));
             }
         } else if (ct == REMOVE_BREAK) {
-            ret = dbg == null ? -95 : dbg.removeBreakpoint(argv.get(1));
+            ret = dbg == null ? -Errno.ENOTSUP.number : dbg.removeBreakpoint(argv.get(1));
             if (ret < 0) {
                 out.println("Could not remove breakpoint " + argv.get(1) + ": " + strerror(ret));
             }
         } else {
-            ret = dbg == null ? -95 : dbg.resume(argv.get(1));
+            ret = dbg == null ? -Errno.ENOTSUP.number : dbg.resume(argv.get(1));
             if (ret < 0) {
                 out.println("Could not resume request: " + strerror(ret));
             }
